@@ -1,0 +1,23 @@
+# cmhash: noisy-label cross-modal hashing, from raw data to LaTeX tables.
+# Run:   snakemake --cores 8 --resources gpu=2            (config/config.yaml)
+#        snakemake --cores 2 --configfile config/demo.yaml (the embedded demo)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/noise.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        report_outputs(),
+    default_target: True

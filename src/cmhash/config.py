@@ -1,0 +1,119 @@
+"""Configuration: loading, semantic checks against the registries, and the grid of cells.
+
+Structural checks (types, ranges, unknown keys) live in the JSON schema
+``workflow/schemas/config.schema.yaml`` (run by ``snakemake.utils.validate`` in the workflow and
+by ``validate_schema`` here); ``check_config`` adds what needs the registries: unknown methods,
+datasets, sources and noise models. Every error names the offending key.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cmhash.errors import ConfigError
+
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training job of the grid (DESIGN.md: output paths encode all of these)."""
+
+    dataset: str
+    method: str
+    noise_model: str
+    rate: float
+    bits: int
+    seed: int
+    protocol: str
+
+    @property
+    def rate_str(self) -> str:
+        return format_rate(self.rate)
+
+    @property
+    def run_dir(self) -> str:
+        return (f"results/runs/{self.dataset}/{self.method}/{self.noise_model}-{self.rate_str}/"
+                f"bits{self.bits}/seed{self.seed}/{self.protocol}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def format_rate(rate: float) -> str:
+    """The canonical spelling of a noise rate in paths (``0.5``, ``0.0``)."""
+    return repr(float(rate))
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return cfg
+
+
+def validate_schema(cfg: dict[str, Any], schema_path: str | Path = DEFAULT_SCHEMA) -> None:
+    """Validate against the JSON schema (also fills defaults is NOT done here), naming the key."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+        raise ConfigError(f"config key '{key}': {err.message}")
+
+
+def check_config(cfg: dict[str, Any]) -> None:
+    """Semantic checks that need the registries; raises ConfigError naming the key."""
+    from cmhash.data import known_sources
+    from cmhash.methods import METHODS, resolve_hparams
+    from cmhash.noise import known_noise_models
+
+    grid = cfg["grid"]
+    for name in grid["datasets"]:
+        if name not in cfg["datasets"]:
+            raise ConfigError(f"grid.datasets: '{name}' has no entry under datasets (known: {sorted(cfg['datasets'])})")
+    for name, ds in cfg["datasets"].items():
+        if ds["source"] not in known_sources():
+            raise ConfigError(f"datasets.{name}.source: unknown source '{ds['source']}'; known: {known_sources()}")
+    for method in grid["methods"]:
+        if method not in METHODS:
+            raise ConfigError(f"grid.methods: unknown method '{method}'; known: {sorted(METHODS)}")
+        for dataset in grid["datasets"]:
+            resolve_hparams(method, dataset, (cfg.get("methods") or {}).get(method))
+    for name in cfg.get("methods") or {}:
+        if name not in METHODS:
+            raise ConfigError(f"methods.{name}: unknown method; known: {sorted(METHODS)}")
+    for model in grid["noise_models"]:
+        if model not in known_noise_models():
+            raise ConfigError(f"grid.noise_models: unknown noise model '{model}'; known: {known_noise_models()}")
+    for rate in grid["noise_rates"]:
+        if not 0 <= float(rate) < 1:
+            raise ConfigError(f"grid.noise_rates: {rate} is outside [0, 1)")
+
+
+def load_and_check(path: str | Path) -> dict[str, Any]:
+    cfg = load_config(path)
+    validate_schema(cfg)
+    check_config(cfg)
+    return cfg
+
+
+def cells(cfg: dict[str, Any]) -> list[Cell]:
+    """Every cell of the grid, in a fixed order."""
+    g = cfg["grid"]
+    return [Cell(*values) for values in itertools.product(
+        g["datasets"], g["methods"], g["noise_models"], [float(r) for r in g["noise_rates"]],
+        g["bits"], g["seeds"], g["protocols"])]

@@ -1,0 +1,263 @@
+"""The pipeline's stages as library calls: each reads its input files and writes its outputs
+atomically. The Snakemake scripts and the ``cmhash`` command line are thin wrappers of these."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cmhash.config import Cell, format_rate
+from cmhash.data.canonical import Dataset, read_dataset, read_prepared, write_dataset
+from cmhash.errors import ConfigError, DataError
+from cmhash.io import load_json, load_npy, save_json, save_npy, save_text
+
+log = logging.getLogger("cmhash")
+
+
+# -- data -------------------------------------------------------------------------------
+def stage_generate(ds_cfg: dict[str, Any], out_dir: str | Path) -> None:
+    from cmhash.data.embedded import generate_embedded
+
+    gen = ds_cfg.get("generate") or {}
+    generate_embedded(out_dir, **gen)
+
+
+def stage_prepare(ds_cfg: dict[str, Any], raw_dir: str | Path, out_dir: str | Path) -> None:
+    from cmhash.data import prepare_raw
+
+    split = ds_cfg["split"]
+    for key in ("n_query", "n_train"):
+        if key not in split:
+            raise ConfigError(f"datasets.<name>.split.{key}: required for raw source '{ds_cfg['source']}'")
+    prepare_raw(ds_cfg["source"], raw_dir, out_dir, n_query=split["n_query"], n_train=split["n_train"],
+                n_validation=split.get("n_validation", 0), seed=split.get("seed", 0))
+
+
+def stage_image_features(ds_cfg: dict[str, Any], prepared: str | Path, out_npy: str | Path, device: str = "auto",
+                         progress: bool = True) -> None:
+    from cmhash.features import extract_vgg19_fc7
+
+    corpus, _ = read_prepared(prepared)
+    opts = dict(ds_cfg.get("image_features") or {})
+    kind = opts.pop("kind", "vgg19")
+    if kind != "vgg19":
+        raise ConfigError(f"image_features.kind: unknown '{kind}'")
+    features, meta = extract_vgg19_fc7(corpus.image_paths, device=device, progress=progress, **opts)
+    save_npy(out_npy, features)
+    save_json(Path(out_npy).with_suffix(".json"), meta)
+
+
+def stage_text_features(ds_cfg: dict[str, Any], prepared: str | Path, out_npy: str | Path,
+                        progress: bool = True) -> None:
+    from cmhash.features import bag_of_words, doc2vec
+
+    corpus, _ = read_prepared(prepared)
+    opts = dict(ds_cfg.get("text_features") or {"kind": "bow"})
+    kind = opts.pop("kind", "bow")
+    if kind == "bow":
+        if not corpus.vocabulary:
+            raise DataError(f"{prepared}/meta.json: no vocabulary for a bag-of-words; use text_features.kind: doc2vec")
+        features, meta = bag_of_words(corpus.texts, corpus.vocabulary), {"kind": "bow", "vocabulary_size": len(corpus.vocabulary)}
+    elif kind == "doc2vec":
+        features, meta = doc2vec(corpus.texts, progress=progress, **opts)
+    else:
+        raise ConfigError(f"text_features.kind: unknown '{kind}'")
+    save_npy(out_npy, features)
+    save_json(Path(out_npy).with_suffix(".json"), meta)
+
+
+def stage_assemble(ds_cfg: dict[str, Any], out_dir: str | Path, prepared: str | Path | None = None,
+                   image_npy: str | Path | None = None, text_npy: str | Path | None = None) -> None:
+    """Write the dataset folder: from a prepared folder plus feature files (raw sources) or by
+    importing published feature files (feature sources)."""
+    from cmhash.data import SOURCES, import_features
+
+    spec = SOURCES[ds_cfg["source"]]
+    split = ds_cfg["split"]
+    if spec.kind == "features":
+        if not ds_cfg.get("path"):
+            raise ConfigError(f"datasets.<name>.path: required for feature source '{ds_cfg['source']}'")
+        import_features(ds_cfg["source"], ds_cfg["path"], out_dir, n_validation=split.get("n_validation", 0),
+                        seed=split.get("seed", 0))
+        return
+    corpus, splits = read_prepared(prepared)
+    image, text = load_npy(image_npy, ndim=2), load_npy(text_npy, ndim=2)
+    meta = {"source": ds_cfg["source"], "classes": corpus.classes, "prepared": str(prepared),
+            "image_features": load_json(Path(image_npy).with_suffix(".json")),
+            "text_features": load_json(Path(text_npy).with_suffix(".json")), **corpus.meta}
+    write_dataset(out_dir, Dataset(image=image, text=text, labels=corpus.labels, splits=splits, meta=meta))
+
+
+def stage_noise(dataset_dir: str | Path, model: str, rate: float, seed: int, out_dir: str | Path) -> None:
+    """Corrupt the training labels (only those: query/database labels stay clean)."""
+    from cmhash.noise import corrupt
+
+    labels = load_npy(Path(dataset_dir) / "labels.npy", ndim=2)
+    splits = read_dataset_splits(dataset_dir)
+    result = corrupt(labels[splits.train], model, rate, seed)
+    out = Path(out_dir)
+    save_npy(out / "noisy_labels.npy", result.noisy)
+    save_npy(out / "corrupted.npy", result.corrupted)
+    save_json(out / "noise.json", {"model": model, "rate": rate, "seed": seed, "n_train": int(splits.train.size),
+                                   "n_corrupted": int(result.corrupted.sum()),
+                                   "label_changes": int((result.noisy != labels[splits.train]).sum())})
+
+
+def read_dataset_splits(dataset_dir: str | Path):
+    from cmhash.data.canonical import Splits
+
+    path = Path(dataset_dir) / "splits.json"
+    return Splits.from_json(load_json(path), str(path))
+
+
+# -- training ---------------------------------------------------------------------------
+def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_dir: str | Path,
+                out_dir: str | Path, tracking_uri: str | None = None) -> dict[str, Any]:
+    """Train one cell and write ``codes/*.npy``, ``history.csv``, ``config.json`` and
+    ``train.json``; mirror parameters, per-epoch metrics and the config to MLflow."""
+    import torch
+
+    from cmhash.methods import get_method, resolve_hparams
+    from cmhash.tracking import RunTracker, git_commit
+    from cmhash.train import Trainer, TrainSettings
+
+    torch.set_num_threads(int(cfg.get("threads", 1)))
+    out = Path(out_dir)
+    dataset = read_dataset(dataset_dir)
+    noisy = load_npy(Path(noise_dir) / "noisy_labels.npy", ndim=2)
+    corrupted = load_npy(Path(noise_dir) / "corrupted.npy", ndim=1)
+    hp, provenance = resolve_hparams(cell.method, cell.dataset, (cfg.get("methods") or {}).get(cell.method))
+    borrowed = sorted(k for k, v in provenance.items() if v.startswith("borrowed"))
+    if borrowed:
+        log.warning("%s on %s: hyper-parameters %s not published for this dataset, borrowed from MIRFlickr-25K",
+                    cell.method, cell.dataset, borrowed)
+    cls = get_method(cell.method)
+    denominator = cls.paper_denominator if cell.protocol == "paper" else "skip"
+    training = cfg.get("training") or {}
+    settings = TrainSettings(method=cell.method, hp=hp, bits=cell.bits, protocol=cell.protocol, seed=cell.seed,
+                             device=cfg.get("device", "auto"), checkpoint_every=training.get("checkpoint_every", 5),
+                             ties=(cfg.get("evaluation") or {}).get("ties", "stable"), denominator=denominator,
+                             progress=training.get("progress", True))
+    resolved = {"cell": cell.as_dict(), "hparams": hp, "hparam_source": provenance, "borrowed": borrowed,
+                "denominator": denominator, "dataset": {"dir": str(dataset_dir), **_dataset_summary(dataset)},
+                "noise": load_json(Path(noise_dir) / "noise.json"), "settings": {
+                    "device": settings.device, "checkpoint_every": settings.checkpoint_every, "ties": settings.ties},
+                "experiment": cfg["experiment"], "git_commit": git_commit()}
+    save_json(out / "config.json", resolved)
+
+    run_file = out / "mlflow_run.json"
+    previous = load_json(run_file).get("run_id") if run_file.is_file() else None
+    tracker = None
+    if tracking_uri:
+        tracker = RunTracker(tracking_uri, cfg["experiment"], run_name=_run_name(cell), run_id=previous)
+        if tracker.run_id and previous is None:
+            tracker.log_params({**{k: v for k, v in cell.as_dict().items()}, **{f"hp.{k}": v for k, v in hp.items()},
+                                "borrowed": ",".join(borrowed) or "none"})
+            tracker.set_tags({**cell.as_dict(), "git_commit": resolved["git_commit"], "task": cls.task})
+            tracker.log_artifact(out / "config.json")
+        if tracker.run_id:
+            save_json(run_file, {"run_id": tracker.run_id, "tracking_uri": tracking_uri})
+
+    trainer = Trainer(dataset, noisy, corrupted, settings, checkpoint_path=out / "checkpoint.pt",
+                      log_metrics=tracker.log_metrics if tracker else None)
+    result = trainer.run()
+    for name, codes in result.codes.items():
+        save_npy(out / "codes" / f"{name}.npy", codes)
+    _write_history(out / "history.csv", result.history)
+    record = {"selected_epoch": result.selected_epoch,
+              "selection_score": result.selection_score if np.isfinite(result.selection_score) else None,
+              "wall_seconds": round(result.wall_seconds, 3), "device": result.device,
+              "resumed_from": result.resumed_from, "task": cls.task,
+              "directions": [list(d) for d in trainer.method.directions()], "denominator": denominator,
+              "mlflow_run_id": tracker.run_id if tracker else None}
+    save_json(out / "train.json", record)
+    if tracker:
+        tracker.set_tags({"device": result.device})
+        tracker.log_metrics({"train/wall_seconds": result.wall_seconds, "train/selected_epoch": result.selected_epoch})
+        tracker.log_artifact(out / "history.csv")
+    return record
+
+
+def _run_name(cell: Cell) -> str:
+    return f"{cell.dataset}/{cell.method}/{cell.noise_model}-{cell.rate_str}/{cell.bits}b/s{cell.seed}/{cell.protocol}"
+
+
+def _dataset_summary(ds: Dataset) -> dict[str, Any]:
+    return {"n_rows": int(ds.labels.shape[0]), "image_dim": int(ds.image.shape[1]), "text_dim": int(ds.text.shape[1]),
+            "n_classes": ds.n_classes, **{f"n_{k}": int(getattr(ds.splits, k).size) for k in ("query", "train", "database", "validation")},
+            "image_features": ds.meta.get("image_features"), "text_features": ds.meta.get("text_features")}
+
+
+def _write_history(path: Path, history: list[dict[str, float]]) -> None:
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys]
+    from cmhash.io import atomic_path
+
+    with atomic_path(path, suffix=".csv") as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+# -- evaluation -------------------------------------------------------------------------
+def stage_evaluate(cfg: dict[str, Any], dataset_dir: str | Path, run_dir: str | Path) -> dict[str, Any]:
+    """Final retrieval metrics of a trained cell (query -> database, clean labels)."""
+    from cmhash.evaluate import retrieval_report
+    from cmhash.tracking import RunTracker
+
+    run = Path(run_dir)
+    train = load_json(run / "train.json")
+    labels = load_npy(Path(dataset_dir) / "labels.npy", ndim=2)
+    splits = read_dataset_splits(dataset_dir)
+    q_labels, db_labels = labels[splits.query], labels[splits.database]
+    ev = cfg.get("evaluation") or {}
+    metrics: dict[str, Any] = {"selected_epoch": train["selected_epoch"], "wall_seconds": train["wall_seconds"],
+                               "device": train["device"], "denominator": train["denominator"], "directions": {}}
+    curves: dict[str, np.ndarray] = {}
+    start = time.perf_counter()
+    for name, q_key, db_key in train["directions"]:
+        q = load_npy(run / "codes" / f"query_{q_key}.npy", ndim=2)
+        db = load_npy(run / "codes" / f"database_{db_key}.npy", ndim=2)
+        rep = retrieval_report(q, db, q_labels, db_labels, denominator=train["denominator"],
+                               precision_at=ev.get("precision_at", [1, 10, 50, 100, 500, 1000]))
+        for key, value in rep.items():
+            if isinstance(value, np.ndarray):
+                curves[f"{name}/{key}"] = value
+        metrics["directions"][name] = {k: v for k, v in rep.items() if not isinstance(v, np.ndarray)}
+    metrics["eval_seconds"] = round(time.perf_counter() - start, 3)
+    from cmhash.io import atomic_path
+
+    with atomic_path(run / "curves.npz", suffix=".npz") as tmp:
+        np.savez(tmp, **curves)
+    save_json(run / "metrics.json", metrics)
+    run_file = run / "mlflow_run.json"
+    if run_file.is_file():
+        info = load_json(run_file)
+        tracker = RunTracker(os.environ.get("MLFLOW_TRACKING_URI") or info["tracking_uri"], cfg["experiment"], "", run_id=info["run_id"])
+        flat = {f"{d}/{k}": v for d, m in metrics["directions"].items() for k, v in m.items() if isinstance(v, (int, float))}
+        tracker.log_metrics(flat)
+        tracker.log_artifact(run / "metrics.json")
+        tracker.finish()
+    return metrics
+
+
+def collect_results(metric_files: list[str | Path]) -> list[dict[str, Any]]:
+    """One row per (cell, direction) from the runs' ``metrics.json`` + ``config.json``."""
+    rows = []
+    for path in metric_files:
+        path = Path(path)
+        metrics, config = load_json(path), load_json(path.parent / "config.json")
+        for direction, values in metrics["directions"].items():
+            rows.append({**config["cell"], "direction": direction, **values})
+    return rows
+
+
+__all__ = ["stage_generate", "stage_prepare", "stage_image_features", "stage_text_features", "stage_assemble",
+           "stage_noise", "stage_train", "stage_evaluate", "collect_results", "format_rate", "json", "save_text"]

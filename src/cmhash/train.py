@@ -1,0 +1,282 @@
+"""The one generic training loop: device, seeding, evaluation schedule, model selection by
+protocol, checkpoint/resume and logging hooks. Methods plug in through ``HashingMethod``.
+
+Protocols (DESIGN.md, "Protocols"):
+
+* ``paper``: model selection on the QUERY set against the database with clean labels, as the
+  published NRCH/SCBCH code does (test-set selection, reproduced to compare with the papers).
+* ``sound``: the validation rows (carved from the training rows, keeping their noisy labels)
+  are held out of training and serve as queries against the remaining training rows, with
+  relevance from the noisy labels; the query set is never looked at before the end.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cmhash import diagnostics
+from cmhash.data.canonical import Dataset
+from cmhash.errors import ConfigError, DataError
+from cmhash.evaluate import map_at_all
+from cmhash.io import atomic_path
+from cmhash.methods import Batch, HashingMethod, TrainView, get_method
+
+PROTOCOLS = ("paper", "sound")
+MetricLogger = Callable[[dict[str, float], int], None]
+
+
+@dataclass
+class TrainSettings:
+    """Everything that defines one training cell besides the data."""
+
+    method: str
+    hp: dict[str, Any]
+    bits: int
+    protocol: str
+    seed: int
+    device: str = "auto"
+    checkpoint_every: int = 5
+    ties: str = "stable"
+    denominator: str = "skip"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol '{self.protocol}' unknown (config key grid.protocols); use one of {PROTOCOLS}")
+
+
+@dataclass
+class TrainResult:
+    """What a finished training run leaves: final codes per split and a record of the run."""
+
+    codes: dict[str, np.ndarray]  # e.g. query_image, database_text (int8, +-1)
+    history: list[dict[str, float]]
+    selected_epoch: int
+    selection_score: float
+    wall_seconds: float
+    device: str
+    resumed_from: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def to_codes(real: torch.Tensor) -> np.ndarray:
+    """Binary codes in {-1, +1} (int8) from real-valued outputs; sign(0) is taken as +1."""
+    return np.where(real.detach().cpu().numpy() >= 0, 1, -1).astype(np.int8)
+
+
+class Trainer:
+    """Runs one cell: builds the method, trains it, selects the model by protocol."""
+
+    def __init__(self, dataset: Dataset, noisy_train_labels: np.ndarray, corrupted: np.ndarray,
+                 settings: TrainSettings, checkpoint_path: str | Path | None = None,
+                 log_metrics: MetricLogger | None = None) -> None:
+        splits = dataset.splits
+        if noisy_train_labels.shape != (splits.train.size, dataset.n_classes):
+            raise DataError(f"noisy labels of shape {noisy_train_labels.shape} do not match the "
+                            f"{splits.train.size} training rows x {dataset.n_classes} classes")
+        if corrupted.shape != (splits.train.size,):
+            raise DataError(f"corruption mask of shape {corrupted.shape} does not match {splits.train.size} training rows")
+        self.dataset, self.settings = dataset, settings
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.log_metrics = log_metrics or (lambda metrics, step: None)
+        self.device = resolve_device(settings.device)
+        hp = settings.hp
+        for key in ("epochs", "batch_size", "eval_every", "selection"):
+            if key not in hp:
+                raise ConfigError(f"methods.{settings.method}: hyper-parameter '{key}' missing")
+
+        # Rows the method trains on: all training rows (paper) or training minus validation (sound).
+        fit_mask = np.ones(splits.train.size, dtype=bool)
+        if settings.protocol == "sound":
+            if splits.validation.size == 0:
+                raise DataError("protocol 'sound' needs a validation split (config key datasets.<name>.split.n_validation > 0)")
+            fit_mask = ~np.isin(splits.train, splits.validation)
+        self.fit_rows = splits.train[fit_mask]
+        self.fit_noisy = noisy_train_labels[fit_mask]
+        self.fit_corrupted = corrupted[fit_mask].astype(bool)
+        noisy_by_row = dict(zip(splits.train.tolist(), range(splits.train.size)))
+        self.validation_noisy = noisy_train_labels[[noisy_by_row[r] for r in splits.validation.tolist()]]
+
+        dev = self.device
+        feats = lambda rows, a: torch.as_tensor(a[rows], dtype=torch.float32, device=dev)  # noqa: E731
+        self.view = TrainView(
+            image=feats(self.fit_rows, dataset.image), text=feats(self.fit_rows, dataset.text),
+            labels=torch.as_tensor(self.fit_noisy, dtype=torch.float32, device=dev))
+        cls = get_method(settings.method)
+        if cls.reads_clean_labels and settings.protocol == "paper":
+            self.view.clean_labels = torch.as_tensor(dataset.labels[self.fit_rows], dtype=torch.float32, device=dev)
+
+        torch.manual_seed(settings.seed)
+        np.random.seed(settings.seed % (2**32))
+        self.method: HashingMethod = cls(dataset.image.shape[1], dataset.text.shape[1], dataset.n_classes,
+                                         settings.bits, hp, settings.protocol).to(dev)
+        self.optimizer, self.scheduler = self.method.configure_optimizer()
+        self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+
+    # -- evaluation ---------------------------------------------------------------------
+    def _encode_rows(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        ds = self.dataset
+        return self.method.encode_all(torch.as_tensor(ds.image[rows], dtype=torch.float32, device=self.device),
+                                      torch.as_tensor(ds.text[rows], dtype=torch.float32, device=self.device))
+
+    def selection_scores(self) -> dict[str, float]:
+        """mAP per direction on the protocol's model-selection split."""
+        s, ds = self.settings, self.dataset
+        if s.protocol == "paper":  # published quirk: model selection on the query set
+            q_rows, db_rows = ds.splits.query, ds.splits.database
+            q_labels, db_labels = ds.labels[q_rows], ds.labels[db_rows]
+            q_codes, db_codes = self._encode_rows(q_rows), self._encode_rows(db_rows)
+        else:
+            q_rows, db_rows = ds.splits.validation, self.fit_rows
+            q_labels, db_labels = self.validation_noisy, self.fit_noisy
+            q_codes, db_codes = self._encode_rows(q_rows), self.method.encode_all(self.view.image, self.view.text)
+        out = {}
+        for name, q_key, db_key in self.method.directions():
+            out[name] = float(map_at_all(to_codes(q_codes[q_key]), to_codes(db_codes[db_key]), q_labels, db_labels,
+                                         ties=s.ties, denominator=s.denominator))
+        return out
+
+    # -- checkpoints --------------------------------------------------------------------
+    def _save_checkpoint(self, next_epoch: int, state: dict[str, Any]) -> None:
+        if self.checkpoint_path is None:
+            return
+        payload = {
+            "next_epoch": next_epoch,
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "numpy_rng": np.random.get_state(),
+            **state,
+        }
+        with atomic_path(self.checkpoint_path, suffix=".pt") as tmp:
+            torch.save(payload, tmp)
+
+    def _load_checkpoint(self) -> dict[str, Any] | None:
+        if self.checkpoint_path is None or not self.checkpoint_path.is_file():
+            return None
+        try:
+            payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        except Exception as exc:  # a corrupt checkpoint must not be trusted
+            raise DataError(f"{self.checkpoint_path}: unreadable checkpoint ({exc}); delete it to train from scratch") from exc
+        self.method.load_state_dict(payload["method"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        if self.scheduler is not None and payload["scheduler"] is not None:
+            self.scheduler.load_state_dict(payload["scheduler"])
+        self.generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        if payload["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
+        np.random.set_state(payload["numpy_rng"])
+        return payload
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        s, hp = self.settings, self.settings.hp
+        epochs, batch_size, eval_every = int(hp["epochs"]), int(hp["batch_size"]), int(hp["eval_every"])
+        start = time.perf_counter()
+        state: dict[str, Any] = {"history": [], "best_score": -np.inf, "best_epoch": -1, "best_state": None}
+        resumed = self._load_checkpoint()
+        start_epoch = 0
+        if resumed is not None:
+            start_epoch = resumed["next_epoch"]
+            state = {k: resumed[k] for k in state}
+        n = len(self.view)
+
+        def consider(epoch: int, record: dict[str, float]) -> None:
+            scores = self.selection_scores()
+            total = sum(scores.values())
+            record.update({f"select_map/{k}": v for k, v in scores.items()})
+            if hp["selection"] == "best" and total > state["best_score"]:
+                state.update(best_score=total, best_epoch=epoch,
+                             best_state=copy.deepcopy({k: v.detach().cpu() for k, v in self.method.state_dict().items()}))
+
+        progress = _progress(range(start_epoch, epochs), s.progress, f"{s.method} {s.protocol} {s.bits} bits", start_epoch, epochs)
+        for epoch in progress:
+            record: dict[str, float] = {"epoch": epoch}
+            if epoch % eval_every == 0:  # evaluated at the start of the epoch, as NRCH/SCBCH do
+                consider(epoch, record)
+            self.method.train()
+            selection = self.method.before_epoch(self.view, epoch)
+            rows = torch.arange(n)
+            weights = None
+            if selection is not None:
+                kept = None if selection.kept is None else selection.kept.detach().cpu().numpy()
+                w = None if selection.weights is None else selection.weights.detach().cpu().numpy()
+                cs = None if selection.clean_score is None else selection.clean_score.detach().cpu().numpy()
+                record.update(diagnostics.selection_diagnostics(self.fit_corrupted, kept, w, cs, selection.extra))
+                if selection.kept is not None:
+                    rows = torch.nonzero(selection.kept.detach().cpu(), as_tuple=False).flatten()
+                weights = selection.weights
+            order = rows[torch.randperm(rows.numel(), generator=self.generator)].to(self.device)
+            sums: dict[str, float] = {}
+            n_batches = 0
+            for b in range(0, order.numel(), batch_size):
+                idx = order[b:b + batch_size]
+                if idx.numel() < 2:  # a 1-row batch breaks pairwise losses and BatchNorm
+                    continue
+                batch = Batch(index=idx, image=self.view.image[idx], text=self.view.text[idx],
+                              labels=self.view.labels[idx], weight=None if weights is None else weights[idx])
+                loss, parts = self.method.loss(batch, epoch)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{s.method}: non-finite loss at epoch {epoch}, batch {b // batch_size}")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                n_batches += 1
+                for key, value in {"loss": loss.item(), **parts}.items():
+                    sums[key] = sums.get(key, 0.0) + value
+            if self.scheduler is not None:
+                self.scheduler.step()
+            record.update({f"loss/{k}" if k != "loss" else "loss/total": v / max(n_batches, 1) for k, v in sums.items()})
+            record["train/rows"] = float(rows.numel())
+            state["history"].append(record)
+            self.log_metrics({k: v for k, v in record.items() if k != "epoch"}, epoch)
+            if hasattr(progress, "set_postfix"):
+                progress.set_postfix(loss=f"{record.get('loss/total', float('nan')):.4f}")
+            if s.checkpoint_every and (epoch + 1) % s.checkpoint_every == 0 and epoch + 1 < epochs:
+                self._save_checkpoint(epoch + 1, state)
+
+        final: dict[str, float] = {"epoch": epochs}
+        consider(epochs, final)  # evaluation after the last epoch
+        state["history"].append(final)
+        self.log_metrics({k: v for k, v in final.items() if k != "epoch"}, epochs)
+        if hp["selection"] == "best" and state["best_state"] is not None:
+            self.method.load_state_dict({k: v.to(self.device) for k, v in state["best_state"].items()})
+            selected = state["best_epoch"]
+        else:
+            selected = epochs
+        codes = {}
+        ds = self.dataset
+        for split, rows in (("query", ds.splits.query), ("database", ds.splits.database)):
+            for key, value in self._encode_rows(rows).items():
+                codes[f"{split}_{key}"] = to_codes(value)
+        self._save_checkpoint(epochs, state)
+        return TrainResult(codes=codes, history=state["history"], selected_epoch=int(selected),
+                           selection_score=float(state["best_score"]) if hp["selection"] == "best" else float("nan"),
+                           wall_seconds=time.perf_counter() - start, device=str(self.device),
+                           resumed_from=start_epoch if resumed is not None else None)
+
+
+def _progress(iterable, enabled: bool, desc: str, initial: int, total: int):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, initial=initial, total=total, unit="epoch", mininterval=2.0)

@@ -1,0 +1,16 @@
+# Seeded label noise on the training rows; shared by every cell with the same
+# (dataset, noise model, rate, seed).
+
+
+rule noise:
+    input:
+        labels="results/datasets/{dataset}/labels.npy",
+        splits="results/datasets/{dataset}/splits.json",
+    output:
+        noisy="results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/noisy_labels.npy",
+        corrupted="results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/corrupted.npy",
+        meta="results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/noise.json",
+    log:
+        "results/logs/noise/{dataset}/{noise_model}-{rate}-seed{seed}.log",
+    script:
+        "../scripts/noise.py"
