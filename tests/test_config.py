@@ -1,0 +1,63 @@
+"""The config schema and semantic checks reject bad values with the key named."""
+import copy
+
+import pytest
+import yaml
+
+from cmhash.config import cells, check_config, load_and_check, validate_schema
+from cmhash.errors import ConfigError
+from tests.helpers import REPO
+
+DEMO = REPO / "config" / "demo.yaml"
+
+
+@pytest.fixture
+def demo():
+    return yaml.safe_load(DEMO.read_text())
+
+
+def test_shipped_configs_are_valid():
+    for name in ("demo.yaml", "config.yaml", "test.yaml"):
+        load_and_check(REPO / "config" / name)
+
+
+def test_grid_expands_to_every_cell(demo):
+    g = demo["grid"]
+    expected = (len(g["datasets"]) * len(g["methods"]) * len(g["noise_models"]) * len(g["noise_rates"])
+                * len(g["bits"]) * len(g["seeds"]) * len(g["protocols"]))
+    all_cells = cells(demo)
+    assert len(all_cells) == expected == len(set(all_cells))
+    assert all_cells[0].run_dir.startswith("results/runs/embedded/baseline/nrch-0.2/bits16/seed0/")
+
+
+@pytest.mark.parametrize("path, value, key", [
+    (("grid", "noise_rates"), [0.5, 1.0], "grid.noise_rates.1"),
+    (("grid", "noise_rates"), [-0.1], "grid.noise_rates.0"),
+    (("grid", "bits"), [64, 48], "grid.bits.1"),
+    (("grid", "protocols"), ["oracle"], "grid.protocols.0"),
+    (("datasets", "embedded", "split", "n_query"), "many", "datasets.embedded.split.n_query"),
+    (("grid", "typo_key"), [1], "grid"),
+])
+def test_schema_rejects_bad_values(demo, path, value, key):
+    cfg = copy.deepcopy(demo)
+    node = cfg
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        validate_schema(cfg)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c["grid"].update(methods=["nrhc"]), "grid.methods: unknown method 'nrhc'"),
+    (lambda c: c["grid"].update(datasets=["nuswide"]), "grid.datasets: 'nuswide'"),
+    (lambda c: c["grid"].update(noise_models=["pairflip"]), "grid.noise_models: unknown noise model 'pairflip'"),
+    (lambda c: c["datasets"]["embedded"].update(source="flickr"), "datasets.embedded.source: unknown source 'flickr'"),
+    (lambda c: c["methods"]["baseline"].update(learning_rate=0.1), "methods.baseline.learning_rate: unknown hyper-parameter"),
+])
+def test_semantic_checks_name_the_key(demo, mutate, message):
+    cfg = copy.deepcopy(demo)
+    mutate(cfg)
+    validate_schema(cfg)
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        check_config(cfg)

@@ -1,0 +1,126 @@
+"""The generic trainer: learning, protocols, selection, determinism, checkpoints, diagnostics."""
+import numpy as np
+import pytest
+import torch
+
+from cmhash.errors import ConfigError, DataError
+from cmhash.methods import METHODS, Selection
+from cmhash.methods.baseline import DCMHBaseline
+from cmhash.noise import corrupt
+from cmhash.train import Trainer, TrainSettings
+from tests.helpers import clustered_dataset
+
+HP = {**DCMHBaseline.defaults, "epochs": 6, "eval_every": 2, "batch_size": 32, "image_hidden": [32], "text_hidden": [32],
+      "lr": 1e-3}
+
+
+def make(protocol="sound", rate=0.0, hp=HP, method="baseline", ckpt=None, seed=0, **kw):
+    ds = clustered_dataset()
+    clean = ds.labels[ds.splits.train]
+    noise = corrupt(clean, "nrch", rate, seed=1)
+    settings = TrainSettings(method=method, hp=hp, bits=16, protocol=protocol, seed=seed, device="cpu", progress=False,
+                             checkpoint_every=2, **kw)
+    return ds, noise, Trainer(ds, noise.noisy, noise.corrupted, settings, checkpoint_path=ckpt)
+
+
+def test_training_lowers_loss_and_learns():
+    ds, _, trainer = make()
+    result = trainer.run()
+    losses = [r["loss/total"] for r in result.history if "loss/total" in r]
+    assert losses[-1] < losses[0]
+    first = result.history[0]["select_map/i2t"] + result.history[0]["select_map/t2i"]
+    assert result.selection_score > first + 0.1  # well above the untrained network
+    assert result.codes["query_image"].shape == (ds.splits.query.size, 16)
+    assert result.codes["database_text"].shape == (ds.splits.database.size, 16)
+    assert set(np.unique(result.codes["query_image"])) <= {-1, 1}
+
+
+def test_sound_protocol_holds_out_validation_rows():
+    ds, _, trainer = make("sound")
+    assert not np.isin(trainer.fit_rows, ds.splits.validation).any()
+    assert trainer.fit_rows.size == ds.splits.train.size - ds.splits.validation.size
+    _, _, paper = make("paper")
+    assert paper.fit_rows.size == ds.splits.train.size
+
+
+def test_sound_selection_never_reads_query_rows(monkeypatch):
+    _, _, trainer = make("sound")
+    seen = []
+    original = trainer._encode_rows
+    monkeypatch.setattr(trainer, "_encode_rows", lambda rows: seen.append(rows.copy()) or original(rows))
+    trainer.selection_scores()
+    assert len(seen) == 1 and np.array_equal(seen[0], trainer.dataset.splits.validation)
+
+
+def test_identical_metrics_for_a_seed_on_cpu():
+    a = make(seed=3)[2].run()
+    b = make(seed=3)[2].run()
+    assert a.selection_score == b.selection_score
+    for key in a.codes:
+        assert np.array_equal(a.codes[key], b.codes[key])
+    c = make(seed=4)[2].run()
+    assert any(not np.array_equal(a.codes[k], c.codes[k]) for k in a.codes)
+
+
+def test_resume_from_checkpoint_gives_identical_result(tmp_path):
+    full = make(ckpt=tmp_path / "a.pt")[2].run()
+    # Train 4 of 6 epochs (checkpoint at epoch 4), then resume in a fresh trainer.
+    part_hp = {**HP, "epochs": 6}
+    _, _, first = make(ckpt=tmp_path / "b.pt", hp=part_hp)
+    original_save = first._save_checkpoint
+
+    class Stop(Exception):
+        pass
+
+    def save_then_stop(next_epoch, state):
+        original_save(next_epoch, state)
+        if next_epoch == 4:
+            raise Stop
+
+    first._save_checkpoint = save_then_stop
+    with pytest.raises(Stop):
+        first.run()
+    resumed = make(ckpt=tmp_path / "b.pt", hp=part_hp)[2].run()
+    assert resumed.resumed_from == 4
+    assert resumed.selection_score == full.selection_score
+    for key in full.codes:
+        assert np.array_equal(full.codes[key], resumed.codes[key])
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "ckpt.pt"
+    bad.write_bytes(b"truncated")
+    _, _, trainer = make(ckpt=bad)
+    with pytest.raises(DataError, match="ckpt.pt: unreadable checkpoint"):
+        trainer.run()
+
+
+def test_selection_hook_drives_batches_and_diagnostics(monkeypatch):
+    class KeepFirstHalf(DCMHBaseline):
+        name = "keep_half_for_test"
+
+        def before_epoch(self, view, epoch):
+            kept = torch.zeros(len(view), dtype=torch.bool)
+            kept[: len(view) // 2] = True
+            return Selection(kept=kept, clean_score=kept.float(), extra={"threshold": 0.3})
+
+    monkeypatch.setitem(METHODS, "keep_half_for_test", KeepFirstHalf)
+    _, noise, trainer = make(method="keep_half_for_test", rate=0.5)
+    result = trainer.run()
+    row = result.history[1]
+    n = len(trainer.view)
+    assert row["train/rows"] == n // 2
+    assert row["select/kept_fraction"] == pytest.approx((n // 2) / n)
+    clean = ~trainer.fit_corrupted
+    assert row["select/precision"] == pytest.approx(clean[: n // 2].mean())
+    assert row["select/recall"] == pytest.approx(clean[: n // 2].sum() / clean.sum())
+    assert row["select/threshold"] == 0.3 and "select/auc" in row
+
+
+def test_bad_inputs_are_named():
+    ds = clustered_dataset()
+    settings = TrainSettings(method="baseline", hp=HP, bits=16, protocol="sound", seed=0, device="cpu", progress=False)
+    with pytest.raises(DataError, match="noisy labels of shape"):
+        Trainer(ds, np.zeros((3, ds.n_classes), np.uint8), np.zeros(ds.splits.train.size, bool), settings)
+    with pytest.raises(ConfigError, match="protocol 'oracle'"):
+        TrainSettings(method="baseline", hp=HP, bits=16, protocol="oracle", seed=0)
