@@ -222,15 +222,22 @@ def stage_evaluate(cfg: dict[str, Any], dataset_dir: str | Path, run_dir: str | 
                                "device": train["device"], "denominator": train["denominator"], "directions": {}}
     curves: dict[str, np.ndarray] = {}
     start = time.perf_counter()
+    headline = [int(n) for n in ev.get("precision_at", [1, 10, 50, 100, 500, 1000])]
     for name, q_key, db_key in train["directions"]:
         q = load_npy(run / "codes" / f"query_{q_key}.npy", ndim=2)
         db = load_npy(run / "codes" / f"database_{db_key}.npy", ndim=2)
-        rep = retrieval_report(q, db, q_labels, db_labels, denominator=train["denominator"],
-                               precision_at=ev.get("precision_at", [1, 10, 50, 100, 500, 1000]))
-        for key, value in rep.items():
-            if isinstance(value, np.ndarray):
-                curves[f"{name}/{key}"] = value
-        metrics["directions"][name] = {k: v for k, v in rep.items() if not isinstance(v, np.ndarray)}
+        n_db = db.shape[0]
+        curve_ns = sorted({n for n in (*range(1, 11), *range(20, 101, 10), *range(200, 1001, 100)) if n <= n_db})
+        rep = retrieval_report(q, db, q_labels, db_labels, ties=ev.get("ties", "stable"),
+                               denominator=train["denominator"], ks=[k for k in (100, 500, 1000) if k <= n_db],
+                               ns=sorted(set(curve_ns) | {n for n in headline if n <= n_db}))
+        pn = rep.pop("precision_at_n")
+        curves[f"{name}/precision_at_n/n"] = np.array(curve_ns)
+        curves[f"{name}/precision_at_n/precision"] = np.array([pn[str(n)] for n in curve_ns])
+        for key, value in rep["pr_curve"].items():
+            curves[f"{name}/pr/{key}"] = np.asarray(value)
+        rep["precision_at_n"] = {str(n): pn[str(n)] for n in headline if str(n) in pn}
+        metrics["directions"][name] = {"map": rep["map_all"], **rep}
     metrics["eval_seconds"] = round(time.perf_counter() - start, 3)
     from cmhash.io import atomic_path
 
@@ -241,7 +248,10 @@ def stage_evaluate(cfg: dict[str, Any], dataset_dir: str | Path, run_dir: str | 
     if run_file.is_file():
         info = load_json(run_file)
         tracker = RunTracker(os.environ.get("MLFLOW_TRACKING_URI") or info["tracking_uri"], cfg["experiment"], "", run_id=info["run_id"])
-        flat = {f"{d}/{k}": v for d, m in metrics["directions"].items() for k, v in m.items() if isinstance(v, (int, float))}
+        flat = {f"{d}/{k}": v for d, m in metrics["directions"].items() for k, v in m.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        flat.update({f"{d}/precision_at_{n}": v for d, m in metrics["directions"].items()
+                     for n, v in m["precision_at_n"].items()})
         tracker.log_metrics(flat)
         tracker.log_artifact(run / "metrics.json")
         tracker.finish()
@@ -255,7 +265,9 @@ def collect_results(metric_files: list[str | Path]) -> list[dict[str, Any]]:
         path = Path(path)
         metrics, config = load_json(path), load_json(path.parent / "config.json")
         for direction, values in metrics["directions"].items():
-            rows.append({**config["cell"], "direction": direction, **values})
+            scalars = {k: v for k, v in values.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+            scalars.update({f"p@{n}": v for n, v in values.get("precision_at_n", {}).items()})
+            rows.append({**config["cell"], "direction": direction, **scalars})
     return rows
 
 

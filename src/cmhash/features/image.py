@@ -85,7 +85,7 @@ def vgg19_fc7(model: VGG, images: torch.Tensor) -> torch.Tensor:
     x = model.features(images)
     x = model.avgpool(x)
     x = torch.flatten(x, 1)
-    return model.classifier[:4](x)
+    return model.classifier[:5](x)
 
 
 def resolve_device(device: str) -> torch.device:
