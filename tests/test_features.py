@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import urllib.error
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ STD = np.array([0.229, 0.224, 0.225])
 # --------------------------------------------------------------------------- image fixtures
 
 @pytest.fixture(scope="module")
-def torch_home(tmp_path_factory) -> Path:
+def torch_home(tmp_path_factory) -> Iterator[Path]:
     """A TORCH_HOME whose hub/checkpoints/ holds a seeded random VGG19 state dict under the
     ImageNet weights' file name, where torchvision's loader looks for it."""
     home = tmp_path_factory.mktemp("torch_home")
@@ -42,8 +43,10 @@ def torch_home(tmp_path_factory) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1234)
         model = vgg19(weights=None)
-    torch.save(model.state_dict(), ckpt / "vgg19-dcbb9e9d.pth")
-    return home
+    state_path = ckpt / "vgg19-dcbb9e9d.pth"
+    torch.save(model.state_dict(), state_path)
+    yield home
+    state_path.unlink()  # 548 MB: do not leave it in pytest's retained temporary folders
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ def _hand_preprocess(path: str, size: int) -> torch.Tensor:
     else:
         new_w, new_h = int(resize * w / h), resize
     img = img.resize((new_w, new_h), Image.BILINEAR)
-    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+    top, left = round((new_h - size) / 2.0), round((new_w - size) / 2.0)
     arr = np.asarray(img, dtype=np.float64)[top:top + size, left:left + size] / 255.0
     arr = (arr - MEAN) / STD
     return torch.from_numpy(arr.transpose(2, 0, 1).astype(np.float32))
@@ -153,7 +156,7 @@ def test_corrupt_weights_file_raises_dataerror(tmp_path, image_paths, monkeypatc
 
 
 def test_random_weights_warn_are_seeded_and_recorded(image_paths):
-    kw = dict(weights="none", image_size=32, batch_size=4, device="cpu", progress=False)
+    kw = {"weights": "none", "image_size": 32, "batch_size": 4, "device": "cpu", "progress": False}
     with pytest.warns(UserWarning, match="not ImageNet features"):
         a, meta = extract_vgg19_fc7(image_paths[:2], seed=3, **kw)
     with pytest.warns(UserWarning):

@@ -7,7 +7,6 @@ import torch
 from cmhash.errors import ConfigError
 from cmhash.methods import METHODS, get_method, resolve_hparams
 from cmhash.methods.baseline import pairwise_likelihood_loss, pairwise_similarity
-from cmhash.methods.registry import register
 
 
 def test_baseline_registered_and_unknown_named():

@@ -168,11 +168,7 @@ def _check_cutoffs(values: Iterable[int] | int, key: str, n_db: int) -> list[int
 
 def numba_available() -> bool:
     """True when the optional numba backend can be used (numba importable)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return _numba is not None
 
 
 # =========================================================================== per-query statistics
@@ -243,6 +239,99 @@ def _collect(inp: _Inputs, chunk: int | None, need_ap: bool, top: int) -> _Stats
     return _Stats(torch.cat([p.hist for p in parts]),
                   torch.cat([p.ap_sum for p in parts]) if need_ap else None,
                   torch.cat([p.top_rel for p in parts]) if top else None)
+
+
+# --------------------------------------------------------------------------- numba backend
+
+try:  # optional accelerator; the torch backend covers every case without it
+    import numba as _numba
+except ImportError:  # pragma: no cover - depends on the environment
+    _numba = None
+
+if _numba is not None:
+    _M1, _M2, _M4, _H01 = (np.uint64(0x5555555555555555), np.uint64(0x3333333333333333),
+                           np.uint64(0x0F0F0F0F0F0F0F0F), np.uint64(0x0101010101010101))
+    _S1, _S2, _S4, _S56 = np.uint64(1), np.uint64(2), np.uint64(4), np.uint64(56)
+
+    @_numba.njit(inline="always", cache=True)
+    def _popcount64(x):  # pragma: no cover - compiled
+        x = x - ((x >> _S1) & _M1)
+        x = (x & _M2) + ((x >> _S2) & _M2)
+        x = (x + (x >> _S4)) & _M4
+        return (x * _H01) >> _S56
+
+    @_numba.njit(parallel=True, cache=True)
+    def _numba_kernel(qbits, dbits, qlab, dlab, bits, need_order, top, hist, ap_sum, top_rel):  # pragma: no cover
+        """Per query: pass 1 over the database (index order) computes each item's distance
+        (popcount of XORed packed codes) and relevance (AND of packed labels) and the
+        histogram; pass 2 (stable ties) walks the items again in index order with a running
+        counter per distance bucket, started at the number of items (relevant items) in the
+        closer buckets, so the counter IS the item's stable rank (hits) -- a counting rank,
+        no sort."""
+        n_q, n_db = qbits.shape[0], dbits.shape[0]
+        n_words, n_lab = qbits.shape[1], qlab.shape[1]
+        for i in _numba.prange(n_q):
+            dist = np.empty(n_db, np.int32)
+            rel = np.empty(n_db, np.bool_)
+            for j in range(n_db):
+                d = 0
+                for w in range(n_words):
+                    d += _popcount64(qbits[i, w] ^ dbits[j, w])
+                r = False
+                for w in range(n_lab):
+                    if qlab[i, w] & dlab[j, w]:
+                        r = True
+                        break
+                dist[j] = d
+                rel[j] = r
+                hist[i, d, 1 if r else 0] += 1
+            if need_order:
+                rank = np.empty(bits + 1, np.int64)
+                hits = np.empty(bits + 1, np.int64)
+                acc_n = 0
+                acc_r = 0
+                for h in range(bits + 1):
+                    rank[h] = acc_n
+                    hits[h] = acc_r
+                    acc_n += hist[i, h, 0] + hist[i, h, 1]
+                    acc_r += hist[i, h, 1]
+                total = 0.0
+                for j in range(n_db):
+                    h = dist[j]
+                    rank[h] += 1
+                    if rel[j]:
+                        hits[h] += 1
+                        total += hits[h] / rank[h]
+                        if rank[h] <= top:
+                            top_rel[i, rank[h] - 1] = True
+                ap_sum[i] = total
+
+
+def _pack_bits(x: np.ndarray) -> np.ndarray:
+    """Rows of 0/1 (any value > 0 is 1) packed little-endian into uint64 words."""
+    n_words = -(-x.shape[1] // 64)
+    padded = np.zeros((x.shape[0], n_words * 64), np.uint8)
+    padded[:, :x.shape[1]] = x > 0
+    return np.ascontiguousarray(np.packbits(padded, axis=1, bitorder="little")).view("<u8")
+
+
+def _numba_collect(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarray, need_ap: bool,
+                   top: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Statistics with the numba kernel. Memory is O(Q x bits + Q x top) plus one distance
+    buffer per thread, so ``step`` only sets how many queries go to the kernel per call."""
+    bits = qc.shape[1]
+    qbits, dbits = _pack_bits(qc), _pack_bits(dc)
+    qlab, dlab = _pack_bits(ql), _pack_bits(dl)
+    n_q = qc.shape[0]
+    hist = np.zeros((n_q, bits + 1, 2), np.int64)
+    ap_sum = np.zeros(n_q, np.float64)
+    top_rel = np.zeros((n_q, top), np.bool_)
+    need_order = bool(need_ap or top)
+    for s in range(0, n_q, step):
+        e = min(s + step, n_q)
+        _numba_kernel(qbits[s:e], dbits, qlab[s:e], dlab, bits, need_order, top,
+                      hist[s:e], ap_sum[s:e], top_rel[s:e])
+    return hist, ap_sum, top_rel
 
 
 # =========================================================================== metrics from statistics

@@ -3,7 +3,6 @@ atomically. The Snakemake scripts and the ``cmhash`` command line are thin wrapp
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import time
@@ -12,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from cmhash.config import Cell, format_rate
+from cmhash.config import Cell
 from cmhash.data.canonical import Dataset, read_dataset, read_prepared, write_dataset
 from cmhash.errors import ConfigError, DataError
-from cmhash.io import load_json, load_npy, save_json, save_npy, save_text
+from cmhash.io import atomic_path, load_json, load_npy, save_json, save_npy
 
 log = logging.getLogger("cmhash")
 
@@ -198,8 +197,6 @@ def _write_history(path: Path, history: list[dict[str, float]]) -> None:
     keys: list[str] = []
     for row in history:
         keys += [k for k in row if k not in keys]
-    from cmhash.io import atomic_path
-
     with atomic_path(path, suffix=".csv") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
@@ -239,8 +236,6 @@ def stage_evaluate(cfg: dict[str, Any], dataset_dir: str | Path, run_dir: str | 
         rep["precision_at_n"] = {str(n): pn[str(n)] for n in headline if str(n) in pn}
         metrics["directions"][name] = {"map": rep["map_all"], **rep}
     metrics["eval_seconds"] = round(time.perf_counter() - start, 3)
-    from cmhash.io import atomic_path
-
     with atomic_path(run / "curves.npz", suffix=".npz") as tmp:
         np.savez(tmp, **curves)
     save_json(run / "metrics.json", metrics)
@@ -272,4 +267,4 @@ def collect_results(metric_files: list[str | Path]) -> list[dict[str, Any]]:
 
 
 __all__ = ["stage_generate", "stage_prepare", "stage_image_features", "stage_text_features", "stage_assemble",
-           "stage_noise", "stage_train", "stage_evaluate", "collect_results", "format_rate", "json", "save_text"]
+           "stage_noise", "stage_train", "stage_evaluate", "collect_results"]

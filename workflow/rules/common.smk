@@ -1,8 +1,20 @@
 # Helpers, config validation and wildcard constraints shared by every rule.
 import json
 import os
+import sys
 
 from snakemake.utils import validate
+
+# Jobs import cmhash from this checkout's src/ (also under --sdm conda, where the package is
+# not installed into the environment); an installed cmhash is used when src/ is absent.
+def use_checkout_sources(src):
+    if os.path.isdir(src):
+        sys.path.insert(0, src)
+        # Set (not required from the user), so jobs started by this process import the same code.
+        os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p))
+
+
+use_checkout_sources(os.path.join(workflow.basedir, "src"))
 
 from cmhash.config import cells, check_config, format_rate
 from cmhash.data import SOURCES
@@ -65,3 +77,12 @@ def run_dir(c):
 
 def metrics_files():
     return [f"{c.run_dir}/metrics.json" for c in CELLS]
+
+
+def report_outputs():
+    return [
+        "results/report/results.csv",
+        "results/report/tables.tex",
+        "results/report/map_vs_noise.pdf",
+        "results/report/map_vs_noise.png",
+    ]

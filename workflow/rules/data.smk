@@ -6,6 +6,8 @@ rule generate_embedded:
         directory("results/raw/{dataset}"),
     log:
         "results/logs/generate/{dataset}.log",
+    conda:
+        "../../envs/cmhash.yaml"
     params:
         cfg=ds_cfg,
     script:
@@ -23,6 +25,8 @@ rule prepare:
         meta="results/prepared/{dataset}/meta.json",
     log:
         "results/logs/prepare/{dataset}.log",
+    conda:
+        "../../envs/cmhash.yaml"
     params:
         cfg=ds_cfg,
     script:
@@ -40,6 +44,8 @@ rule assemble_dataset:
         meta="results/datasets/{dataset}/meta.json",
     log:
         "results/logs/assemble/{dataset}.log",
+    conda:
+        "../../envs/cmhash.yaml"
     params:
         cfg=ds_cfg,
     script:

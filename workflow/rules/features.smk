@@ -9,6 +9,8 @@ rule image_features:
         meta="results/features/{dataset}/image.json",
     log:
         "results/logs/features/{dataset}-image.log",
+    conda:
+        "../../envs/cmhash.yaml"
     params:
         cfg=ds_cfg,
         device=config.get("device", "auto"),
@@ -27,10 +29,12 @@ rule text_features:
         meta="results/features/{dataset}/text.json",
     log:
         "results/logs/features/{dataset}-text.log",
+    conda:
+        "../../envs/cmhash.yaml"
     params:
         hashseed=HASHSEED,
         options=lambda wildcards: json.dumps(ds_cfg(wildcards).get("text_features") or {"kind": "bow"}),
     threads: 1
     # PYTHONHASHSEED must be set before the interpreter starts for Doc2Vec to be reproducible.
     shell:
-        "PYTHONHASHSEED={params.hashseed} cmhash text-features --prepared $(dirname {input.prepared}) --out {output.npy} --options {params.options:q} > {log} 2>&1"
+        "PYTHONHASHSEED={params.hashseed} python -m cmhash.cli text-features --prepared $(dirname {input.prepared}) --out {output.npy} --options {params.options:q} > {log} 2>&1"

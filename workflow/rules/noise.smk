@@ -12,5 +12,7 @@ rule noise:
         meta="results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/noise.json",
     log:
         "results/logs/noise/{dataset}/{noise_model}-{rate}-seed{seed}.log",
+    conda:
+        "../../envs/cmhash.yaml"
     script:
         "../scripts/noise.py"

@@ -1,15 +1,6 @@
 # LaTeX tables and figures from every cell's metrics.
 
 
-def report_outputs():
-    return [
-        "results/report/results.csv",
-        "results/report/tables.tex",
-        "results/report/map_vs_noise.pdf",
-        "results/report/map_vs_noise.png",
-    ]
-
-
 rule report:
     input:
         metrics_files(),
@@ -20,5 +11,7 @@ rule report:
         png="results/report/map_vs_noise.png",
     log:
         "results/logs/report.log",
+    conda:
+        "../../envs/cmhash.yaml"
     script:
         "../scripts/report.py"

@@ -7,6 +7,8 @@ rule mlflow_experiment:
         "results/mlflow/experiment.json",
     log:
         "results/logs/mlflow_experiment.log",
+    conda:
+        "../../envs/cmhash.yaml"
     params:
         experiment=config["experiment"],
         uri=tracking_uri(),
@@ -28,6 +30,8 @@ rule train:
         config="results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/config.json",
     log:
         "results/logs/train/{dataset}/{method}/{noise_model}-{rate}/bits{bits}-seed{seed}-{protocol}.log",
+    conda:
+        "../../envs/cmhash.yaml"
     params:
         uri=tracking_uri(),
     threads: config.get("threads", 1)
@@ -47,5 +51,7 @@ rule evaluate:
         curves="results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/curves.npz",
     log:
         "results/logs/evaluate/{dataset}/{method}/{noise_model}-{rate}/bits{bits}-seed{seed}-{protocol}.log",
+    conda:
+        "../../envs/cmhash.yaml"
     script:
         "../scripts/evaluate.py"

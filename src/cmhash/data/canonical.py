@@ -11,7 +11,6 @@ Two folders per dataset:
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cmhash.errors import DataError
-from cmhash.io import atomic_path, load_json, load_npy, save_json, save_npy, save_text
+from cmhash.io import load_json, load_npy, save_json, save_npy, save_text
 
 SPLIT_NAMES = ("query", "train", "database", "validation")
 
@@ -199,4 +198,4 @@ def read_dataset(folder: str | Path) -> Dataset:
 
 
 __all__ = ["Splits", "paper_splits", "RawCorpus", "write_prepared", "read_prepared", "Dataset",
-           "write_dataset", "read_dataset", "SPLIT_NAMES", "json", "atomic_path"]
+           "write_dataset", "read_dataset", "SPLIT_NAMES"]

@@ -135,8 +135,9 @@ _SCENE_CONCEPT_P: tuple[tuple[float, ...], ...] = (
      0.160, 0.695, 0.033, 0.837, 0.001, 0.002, 0.004, 0.061, 0.001, 0.013, 0.014, 0.020),
 )
 
-# Concepts with a "{concept}_r1.txt" file (the annotations' "relevant" subsets, i.e. the
-# concept is salient in the image), and the share of a concept's images listed there.
+# Concepts given a "{concept}_r1.txt" file (the real annotations archive has these "relevant"
+# subsets, where the concept is salient, for part of the concepts; the parser ignores them),
+# and the share of a concept's images listed there.
 _RELEVANT_CONCEPTS: tuple[str, ...] = (
     "baby", "bird", "car", "clouds", "dog", "female", "flower", "male", "night", "people",
     "portrait", "river", "sea", "tree",
@@ -191,8 +192,9 @@ _RARE_TAGS_MEAN = 1.5
 _DEFAULT_DIFFICULTY = 0.5
 #: Real MIRFlickr keeps the tags used by >= 20 of its 25,000 images.
 _REAL_MIN_TAG_COUNT, _REAL_N_IMAGES = 20, 25_000
-_JPEG_SETTINGS = {"format": "JPEG", "quality": 90, "subsampling": 2, "optimize": False,
-                  "progressive": False}
+# Fixed encoder settings (4:2:0 chroma, baseline, no optimisation) so that files are reproducible.
+_JPEG_SETTINGS: Mapping[str, object] = MappingProxyType({
+    "format": "JPEG", "quality": 90, "subsampling": 2, "optimize": False, "progressive": False})
 # Stream ids of the seed sequence (one stream per purpose, images per index).
 _STREAM_LABELS, _STREAM_TAGS, _STREAM_RELEVANT, _STREAM_IMAGES = 0, 1, 2, 3
 
@@ -238,6 +240,8 @@ def sample_labels(n_images: int, seed: int) -> np.ndarray:
     """Draw ``n_images`` label rows (uint8, n x 24) from the fitted scene model (module
     docstring). Rows may be empty (no concept), as some real images are unannotated."""
     _check_count(n_images)
+    if int(seed) < 0:
+        raise ConfigError(f"embedded: seed must be >= 0, got {seed}")
     rng = np.random.default_rng([seed, _STREAM_LABELS])
     names = [name for name, _ in _SCENE_WEIGHTS]
     weights = np.array([w for _, w in _SCENE_WEIGHTS])
@@ -279,7 +283,8 @@ def generate_embedded(out_dir: str | os.PathLike, n_images: int, seed: int, imag
     return ``out_dir`` (the folder :func:`~cmhash.data.mirflickr.parse_mirflickr` reads).
 
     ``min_tag_count`` (default :func:`default_min_tag_count`) is the number of images a tag
-    needs to enter ``doc/common_tags.txt``. Same arguments -> byte-identical files.
+    needs to enter ``doc/common_tags.txt``. Same arguments -> byte-identical files. Raises
+    ConfigError for an out-of-range argument or an ``out_dir/mirflickr`` that is not empty.
     """
     if int(image_size) < 32:
         raise ConfigError(f"embedded: image_size must be >= 32 pixels, got {image_size}")
@@ -291,6 +296,9 @@ def generate_embedded(out_dir: str | os.PathLike, n_images: int, seed: int, imag
 
     out_dir = Path(out_dir)
     image_dir = out_dir / IMAGE_FOLDER
+    if image_dir.exists() and any(image_dir.iterdir()):
+        raise ConfigError(f"embedded: {image_dir} already exists and is not empty; delete it or choose "
+                          f"another folder (stale images would be parsed with the new ones)")
     tags_dir = image_dir / TAGS_SUBDIR
     ann_dir = out_dir / ANNOTATION_FOLDER
     for folder in (tags_dir, image_dir / COMMON_TAGS_FILE.parent, ann_dir):
@@ -400,9 +408,10 @@ def render_scene(concepts: set[str], rng: np.random.Generator, size: int,
                  levels: NoiseLevels) -> Image.Image:
     """Draw one ``size`` x ``size`` RGB scene showing ``concepts`` (some omitted, some absent
     ones added, plus clutter and pixel noise, as ``levels`` says)."""
-    drawn = {c for c in concepts if rng.random() >= levels.motif_omission}
+    # iterate in the fixed concept order, never in set order (which varies with PYTHONHASHSEED)
+    drawn = {c for c in MIRFLICKR_CONCEPTS if c in concepts and rng.random() >= levels.motif_omission}
     candidates = [c for c in MIRFLICKR_CONCEPTS if c not in concepts and c not in _GLOBAL_CONCEPTS]
-    for _ in range(int(rng.poisson(levels.distractor_motifs))):
+    for _ in range(int(rng.poisson(levels.distractor_motifs)) if candidates else 0):
         drawn.add(candidates[int(rng.integers(len(candidates)))])
 
     horizon = float(rng.uniform(0.45, 0.7))
@@ -590,18 +599,21 @@ def _wheels(c: _Canvas, xs: list[float], y: float, r: float) -> None:
 def _transport(c: _Canvas, drawn: set[str], horizon: float) -> None:
     if "car" in drawn:
         return  # the car motif stands for transport
-    kind = "boat" if drawn & {"sea", "lake", "river", "water"} and c.rng.random() < 0.7 else c.pick(("train", "plane", "bike"))
+    on_water = bool(drawn & {"sea", "lake", "river", "water"})
+    kind = "boat" if on_water and c.rng.random() < 0.7 else c.pick(("train", "plane", "bike"))
     x, y = c.u(0.05, 0.5), c.u(max(horizon, 0.55), 0.85)
     if kind == "boat":
         w = c.u(0.2, 0.4)
         c.draw.polygon([(x, y), (x + w, y), (x + w * 0.85, y + w * 0.2), (x + w * 0.15, y + w * 0.2)],
                        fill=c.colour((120, 60, 30), 20))
-        c.draw.polygon([(x + w / 2, y - w * 0.8), (x + w / 2, y - 2), (x + w * 0.9, y - 2)], fill=c.colour((245, 245, 240), 10))
+        sail = [(x + w / 2, y - w * 0.8), (x + w / 2, y - 2), (x + w * 0.9, y - 2)]
+        c.draw.polygon(sail, fill=c.colour((245, 245, 240), 10))
     elif kind == "train":
         w, h = c.u(0.4, 0.7), c.u(0.1, 0.16)
         c.draw.rectangle([x, y - h, x + w, y], fill=c.colour((180, 30, 30), 30))
         for k in range(int(w / (h * 0.9))):
-            c.draw.rectangle([x + k * h * 0.9 + 2, y - h * 0.8, x + k * h * 0.9 + h * 0.6, y - h * 0.45], fill=(200, 220, 240))
+            left = x + k * h * 0.9
+            c.draw.rectangle([left + h * 0.1, y - h * 0.8, left + h * 0.6, y - h * 0.45], fill=(200, 220, 240))
         _wheels(c, [x + w * t for t in (0.1, 0.3, 0.7, 0.9)], y, h * 0.2)
     elif kind == "plane":
         px, py, w = c.u(0.2, 0.7), c.u(0.1, 0.35), c.u(0.2, 0.35)
@@ -619,7 +631,8 @@ def _car(c: _Canvas, drawn: set[str], horizon: float) -> None:
         h = w * 0.3
         body = c.colour(c.pick(((200, 30, 30), (30, 60, 180), (230, 230, 230), (30, 30, 30), (240, 200, 30))), 25)
         c.draw.rectangle([x, y - h, x + w, y], fill=body)
-        c.draw.polygon([(x + w * 0.2, y - h), (x + w * 0.3, y - h * 1.8), (x + w * 0.7, y - h * 1.8), (x + w * 0.8, y - h)], fill=body)
+        cabin = [(x + w * 0.2, y - h), (x + w * 0.3, y - h * 1.8), (x + w * 0.7, y - h * 1.8), (x + w * 0.8, y - h)]
+        c.draw.polygon(cabin, fill=body)
         c.draw.rectangle([x + w * 0.33, y - h * 1.65, x + w * 0.67, y - h * 1.1], fill=(170, 200, 230))
         _wheels(c, [x + w * 0.2, x + w * 0.8], y, h * 0.45)
 
@@ -674,6 +687,12 @@ def _food(c: _Canvas, drawn: set[str], horizon: float) -> None:
 
 
 _SKIN = ((240, 200, 170), (200, 150, 110), (140, 95, 60), (90, 60, 40))
+_CLOTHES: Mapping[str, tuple[tuple[int, int, int], ...]] = MappingProxyType({
+    "male": ((40, 60, 120), (60, 60, 60), (20, 20, 20)),
+    "female": ((200, 40, 80), (230, 120, 170), (140, 40, 150)),
+    "baby": ((250, 220, 230), (210, 230, 250), (250, 250, 200)),
+    "person": ((90, 120, 90), (150, 120, 80), (100, 100, 140)),
+})
 
 
 def _figure(c: _Canvas, kind: str, x: float, ground: float, height: float) -> None:
@@ -682,22 +701,25 @@ def _figure(c: _Canvas, kind: str, x: float, ground: float, height: float) -> No
     skin = c.colour(c.pick(_SKIN), 10)
     head = height * (0.28 if kind == "baby" else 0.16)
     top = ground - height
-    clothes = {"male": ((40, 60, 120), (60, 60, 60), (20, 20, 20)), "female": ((200, 40, 80), (230, 120, 170), (140, 40, 150)),
-               "baby": ((250, 220, 230), (210, 230, 250), (250, 250, 200))}.get(kind, ((90, 120, 90), (150, 120, 80), (100, 100, 140)))
-    cloth = c.colour(c.pick(clothes), 20)
+    cloth = c.colour(c.pick(_CLOTHES.get(kind, _CLOTHES["person"])), 20)
     body_top = top + head * 2
     if kind == "female":
-        c.draw.ellipse([x - head * 1.2, top - head * 0.1, x + head * 1.2, top + head * 3.2], fill=c.colour((80, 50, 30), 25))
-        c.draw.polygon([(x - head * 0.6, body_top), (x + head * 0.6, body_top), (x + head * 1.6, ground), (x - head * 1.6, ground)], fill=cloth)
+        hair = c.colour((80, 50, 30), 25)
+        c.draw.ellipse([x - head * 1.2, top - head * 0.1, x + head * 1.2, top + head * 3.2], fill=hair)
+        dress = [(x - head * 0.6, body_top), (x + head * 0.6, body_top),
+                 (x + head * 1.6, ground), (x - head * 1.6, ground)]
+        c.draw.polygon(dress, fill=cloth)
     else:
         shoulders = head * (1.6 if kind == "male" else 1.1)
         c.draw.rectangle([x - shoulders, body_top, x + shoulders, ground - height * 0.35], fill=cloth)
         legs = c.colour((50, 50, 70), 20)
-        c.draw.line([(x - head * 0.5, ground - height * 0.35), (x - head * 0.6, ground)], fill=legs, width=max(1, int(head * 0.6)))
-        c.draw.line([(x + head * 0.5, ground - height * 0.35), (x + head * 0.6, ground)], fill=legs, width=max(1, int(head * 0.6)))
+        for side in (-1, 1):
+            c.draw.line([(x + side * head * 0.5, ground - height * 0.35), (x + side * head * 0.6, ground)],
+                        fill=legs, width=max(1, int(head * 0.6)))
     c.draw.ellipse([x - head, top, x + head, top + head * 2], fill=skin)
     if kind == "male":
-        c.draw.chord([x - head, top - head * 0.1, x + head, top + head * 1.2], 180, 360, fill=c.colour((40, 30, 20), 20))
+        short_hair = c.colour((40, 30, 20), 20)
+        c.draw.chord([x - head, top - head * 0.1, x + head, top + head * 1.2], 180, 360, fill=short_hair)
 
 
 def _people_kinds(drawn: set[str]) -> list[str]:
@@ -718,7 +740,7 @@ def _portrait(c: _Canvas, drawn: set[str], horizon: float) -> None:
     kinds = _people_kinds(drawn)
     kind = kinds[int(c.rng.integers(len(kinds)))]
     x, y, r = c.u(0.4, 0.6), c.u(0.35, 0.5), c.u(0.18, 0.26)
-    cloth = c.colour({"male": (40, 60, 120), "female": (200, 40, 80), "baby": (250, 220, 230)}.get(kind, (90, 120, 90)), 25)
+    cloth = c.colour(_CLOTHES.get(kind, _CLOTHES["person"])[0], 25)
     c.draw.ellipse([x - r * 2.2, y + r * 1.1, x + r * 2.2, y + r * 4], fill=cloth)  # shoulders
     if kind == "female":
         c.draw.ellipse([x - r * 1.3, y - r * 1.2, x + r * 1.3, y + r * 2.0], fill=c.colour((80, 50, 30), 25))
@@ -726,8 +748,10 @@ def _portrait(c: _Canvas, drawn: set[str], horizon: float) -> None:
     if kind == "male":
         c.draw.chord([x - r, y - r * 1.3, x + r, y + r * 0.2], 180, 360, fill=c.colour((40, 30, 20), 20))
     for side in (-1, 1):
-        c.draw.ellipse([x + side * r * 0.4 - r * 0.12, y - r * 0.2, x + side * r * 0.4 + r * 0.12, y], fill=(30, 30, 30))
-    c.draw.arc([x - r * 0.4, y + r * 0.2, x + r * 0.4, y + r * 0.7], 20, 160, fill=(150, 40, 40), width=max(1, int(r * 0.1)))
+        eye = x + side * r * 0.4
+        c.draw.ellipse([eye - r * 0.12, y - r * 0.2, eye + r * 0.12, y], fill=(30, 30, 30))
+    mouth = [x - r * 0.4, y + r * 0.2, x + r * 0.4, y + r * 0.7]
+    c.draw.arc(mouth, 20, 160, fill=(150, 40, 40), width=max(1, int(r * 0.1)))
 
 
 def _clutter_shape(c: _Canvas) -> None:

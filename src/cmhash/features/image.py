@@ -64,7 +64,7 @@ def published_sha256_prefix() -> str:
 
 def resize_size_for(image_size: int) -> int:
     """The shorter-side resize paired with a centre crop of ``image_size`` (the standard 256/224 ratio)."""
-    return int(round(image_size * 256 / 224))
+    return round(image_size * 256 / 224)
 
 
 def imagenet_transform(image_size: int = 224) -> Callable[[Image.Image], torch.Tensor]:

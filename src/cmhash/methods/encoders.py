@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -13,7 +16,7 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, batch_norm: bool = 
     image 4096 -> 8192 -> 8192 -> bits, text d -> 8192 -> bits) and DCGMH's branches."""
     layers: list[nn.Module] = []
     dims = [in_dim, *hidden]
-    for a, b in zip(dims[:-1], dims[1:]):
+    for a, b in pairwise(dims):
         layers.append(nn.Linear(a, b))
         if batch_norm:
             layers.append(nn.BatchNorm1d(b))
@@ -22,3 +25,21 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, batch_norm: bool = 
     if final_activation is not None:
         layers.append(final_activation)
     return nn.Sequential(*layers)
+
+
+def hash_head(x: torch.Tensor) -> torch.Tensor:
+    """``tanh`` then L2 normalisation per row (METHODS.md, NRCH/SCBCH "Networks": "output tanh
+    then L2-normalised"). Signs are unchanged, so the binary code is ``sign`` of either."""
+    return F.normalize(torch.tanh(x), dim=1)
+
+
+class HashEncoder(nn.Module):
+    """The NRCH/SCBCH encoder: :func:`mlp` (ReLU between, PyTorch's default Linear init, as
+    published) followed by :func:`hash_head`."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], bits: int) -> None:
+        super().__init__()
+        self.net = mlp(in_dim, list(hidden), bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return hash_head(self.net(x))

@@ -46,7 +46,7 @@ def _block(block: pd.DataFrame, dataset: str, direction: str, noise_model: str, 
             if col in table[row]:
                 v = round(table[row][col][0], 3)
                 marks[row][col] = "best" if values and v == values[0] else ("second" if len(values) > 1 and v == values[1] else "")
-    spec = "ll" + "".join("|" + "c" * len(bits) for _ in rates)
+    spec = "ll" + "c" * len(columns)  # booktabs: no vertical rules; groups marked by cmidrules
     head1 = " & ".join([r"\multirow{2}{*}{Method}", r"\multirow{2}{*}{Protocol}"]
                        + [rf"\multicolumn{{{len(bits)}}}{{c}}{{noise {r:g}}}" for r in rates]) + r" \\"
     cmid = " ".join(rf"\cmidrule(lr){{{3 + i * len(bits)}-{2 + (i + 1) * len(bits)}}}" for i in range(len(rates)))

@@ -1,0 +1,164 @@
+"""Benchmark cmhash.evaluate against the per-query argsort mAP the published code computes.
+
+    .venv/bin/python benchmarks/bench_evaluate.py                # 2,100 x 20,000, 64 bits, 21 labels
+    .venv/bin/python benchmarks/bench_evaluate.py --scale nus    # 2,100 x 193,734 (NUS-WIDE size)
+    .venv/bin/python benchmarks/bench_evaluate.py --queries 500 --db 5000 --bits 32
+
+Prints one row per method: seconds, peak memory (growth of resident memory during the call), the mAP, and |diff| against the reference with stable ties.
+Synthetic data: random ±1 codes correlated with random multi-hot labels (so mAP is not
+trivial), fixed seed. The reference is deliberately kept out of the library.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import sys
+import time
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from cmhash.evaluate import map_at_all, numba_available, retrieval_report
+
+SCALES = {"moderate": (2100, 20000), "nus": (2100, 193734), "small": (300, 5000)}
+
+
+def map_at_all_reference(q_codes: np.ndarray, db_codes: np.ndarray, q_labels: np.ndarray,
+                         db_labels: np.ndarray, *, denominator: str = "skip") -> float:
+    """mAP@all as the published NRCH/DCMH ``calc_map`` computes it, one query at a time:
+    Hamming distances 0.5 * (bits - q.B^T), relevance q_labels.db_labels^T > 0, argsort of the
+    distances (stable here, so ties go by database index), AP = mean(hits / rank) over the
+    relevant ranks; queries with no relevant item skipped ('skip') or counted as 0 ('zero')."""
+    bits = q_codes.shape[1]
+    total, counted = 0.0, 0
+    for i in range(q_codes.shape[0]):
+        relevant = (q_labels[i] @ db_labels.T > 0).astype(np.float32)
+        n_rel = int(relevant.sum())
+        if n_rel == 0:
+            counted += denominator == "zero"
+            continue
+        hamming = 0.5 * (bits - q_codes[i] @ db_codes.T)
+        order = np.argsort(hamming, kind="stable")
+        relevant = relevant[order]
+        hits = np.linspace(1, n_rel, n_rel)
+        ranks = np.asarray(np.where(relevant == 1)).ravel() + 1.0
+        total += float(np.mean(hits / ranks))
+        counted += 1
+    return total / counted
+
+
+def synthetic(n_q: int, n_db: int, bits: int, n_cls: int, seed: int = 0):
+    """Codes = sign(labels @ P + noise), so items sharing labels tend to be close."""
+    rng = np.random.default_rng(seed)
+
+    def labels(n):
+        y = (rng.random((n, n_cls)) < 1.5 / n_cls).astype(np.float32)
+        y[np.arange(n), rng.integers(0, n_cls, n)] = 1
+        return y
+
+    proj = rng.standard_normal((n_cls, bits)).astype(np.float32)
+    ql, dl = labels(n_q), labels(n_db)
+    qc = np.sign(ql @ proj + 1.5 * rng.standard_normal((n_q, bits)).astype(np.float32))
+    dc = np.sign(dl @ proj + 1.5 * rng.standard_normal((n_db, bits)).astype(np.float32))
+    qc[qc == 0] = 1
+    dc[dc == 0] = 1
+    return qc.astype(np.float32), dc.astype(np.float32), ql, dl
+
+
+def _rss_mb() -> float:
+    """Current resident set size of this process in MiB (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def measure(fn: Callable[[], float]) -> tuple[float, float, float]:
+    """(seconds, peak RSS growth in MiB during the call, value); RSS sampled every 2 ms."""
+    gc.collect()
+    base = _rss_mb()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.002):
+            peak[0] = max(peak[0], _rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
+    value = fn()
+    seconds = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    return seconds, max(peak[0], _rss_mb()) - base, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", choices=sorted(SCALES), default="moderate")
+    ap.add_argument("--queries", type=int)
+    ap.add_argument("--db", type=int)
+    ap.add_argument("--bits", type=int, default=64)
+    ap.add_argument("--classes", type=int, default=21)
+    ap.add_argument("--threads", type=int, default=2, help="torch / numba threads")
+    ap.add_argument("--ref-queries", type=int, default=None,
+                    help="time the reference on this many queries and extrapolate (default: all)")
+    ap.add_argument("--device", default="cpu", help="also time the torch backend on this device (e.g. cuda)")
+    args = ap.parse_args(argv)
+    n_q, n_db = SCALES[args.scale]
+    n_q, n_db = args.queries or n_q, args.db or n_db
+    torch.set_num_threads(args.threads)
+    if numba_available():
+        import numba
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    qc, dc, ql, dl = synthetic(n_q, n_db, args.bits, args.classes)
+    print(f"# {n_q} queries x {n_db} database items, {args.bits} bits, {args.classes} labels, "
+          f"{args.threads} threads, numba={'yes' if numba_available() else 'no'}, torch {torch.__version__}")
+
+    n_ref = args.ref_queries or n_q
+    t_ref, m_ref, ref_part = measure(lambda: map_at_all_reference(qc[:n_ref], dc, ql[:n_ref], dl))
+    t_ref *= n_q / n_ref
+    ref = ref_part if n_ref == n_q else map_at_all(qc, dc, ql, dl, backend="torch")
+    rows = [("reference (per-query argsort)" + ("" if n_ref == n_q else f", x{n_q / n_ref:.1f} extrapolated"),
+             t_ref, m_ref, ref, None)]
+
+    backends = ["torch"] + (["numba"] if numba_available() else [])
+    for backend in backends:
+        if backend == "numba":  # compile outside the timing
+            map_at_all(qc[:2], dc[:50], ql[:2], dl[:50], backend="numba")
+        for ties in ("stable", "expected"):
+            s, m, v = measure(lambda: map_at_all(qc, dc, ql, dl, ties=ties, backend=backend))
+            rows.append((f"map_at_all {backend} ties={ties}", s, m, v, abs(v - ref) if ties == "stable" else None))
+        s, m, rep = measure(lambda: retrieval_report(qc, dc, ql, dl, ks=[100, 1000], ns=[100, 1000], backend=backend))
+        rows.append((f"retrieval_report {backend} (all metrics)", s, m, rep["map_all"], abs(rep["map_all"] - ref)))
+    if args.device != "cpu":
+        dev = torch.device(args.device)
+        tq = [torch.from_numpy(a).to(dev) for a in (qc, dc, ql, dl)]
+        map_at_all(*(t[:4] for t in tq))  # warm-up
+        for ties in ("stable", "expected"):
+            def run(ties=ties):
+                v = map_at_all(*tq, ties=ties)
+                torch.cuda.synchronize(dev) if dev.type == "cuda" else None
+                return v
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            s, _, v = measure(run)
+            m = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else float("nan")
+            rows.append((f"map_at_all torch {dev} ties={ties}", s, m, v, abs(v - ref) if ties == "stable" else None))
+
+    print(f"{'method':58s} {'seconds':>9s} {'speed-up':>9s} {'peak MB':>9s} {'mAP':>12s} {'|diff| vs ref':>14s}")
+    for name, s, m, v, diff in rows:
+        print(f"{name:58s} {s:9.3f} {t_ref / s:9.1f} {m:9.1f} {v:12.8f} {'' if diff is None else f'{diff:.2e}':>14s}")
+    print("# 'peak MB': growth of the process's resident memory during the call (CPU rows), "
+          "torch.cuda.max_memory_allocated (CUDA rows)")
+    bad = [name for name, _, _, _, diff in rows if diff is not None and diff > 1e-9]
+    if bad:
+        print("FAIL: differ from the reference by more than 1e-9:", ", ".join(bad))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

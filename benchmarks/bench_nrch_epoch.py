@@ -1,0 +1,121 @@
+"""Seconds per NRCH epoch and peak memory at MIRFlickr-25K scale.
+
+    .venv/bin/python benchmarks/bench_nrch_epoch.py                 # 10,000 pairs, 4096/1386-d, 24 classes, 64 bits, widths 8192
+    .venv/bin/python benchmarks/bench_nrch_epoch.py --epoch 19      # the first epoch after warm-up (in-batch filtering on)
+    .venv/bin/python benchmarks/bench_nrch_epoch.py --hidden 512 --n 2000   # a quick look
+
+One epoch is what the trainer does for it: ``before_epoch`` (the Dynamic Noise Separator: a
+forward pass over every training row, then the GMM) and then batches of 128 drawn by indexing
+the on-device tensors (loss, backward, RMSprop step). Evaluation is not included. Data are
+random (seeded): features N(0, 1), multi-hot labels with about 3 positives per row. ``--epoch``
+picks the epoch index: the default 0 is a warm-up epoch (every row in every batch, the most
+expensive kind); from ``--epoch 19`` on the separator's decision drops rows inside each batch.
+
+Memory: peak resident set size of the process (``resource.getrusage``; torch allocations are
+invisible to tracemalloc), before and after; on CUDA also ``torch.cuda.max_memory_allocated``.
+Other processes on the machine slow the numbers down: the load average is printed with them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import time
+
+import numpy as np
+import torch
+
+from cmhash.methods import Batch, TrainView, resolve_hparams
+from cmhash.methods.nrch import NRCH
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=10000, help="training pairs (MIRFlickr: 10,000)")
+    ap.add_argument("--image-dim", type=int, default=4096)
+    ap.add_argument("--text-dim", type=int, default=1386)
+    ap.add_argument("--classes", type=int, default=24)
+    ap.add_argument("--bits", type=int, default=64)
+    ap.add_argument("--hidden", type=int, default=8192, help="encoder width (published 8192)")
+    ap.add_argument("--epoch", type=int, default=0, help="epoch index to run (0: warm-up; >= 19: after warm-up)")
+    ap.add_argument("--epochs", type=int, default=1, help="how many epochs to time, from --epoch on")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    rss_start = rss_mib()
+    rng = np.random.default_rng(args.seed)
+    labels = (rng.random((args.n, args.classes)) < 3.0 / args.classes).astype(np.float32)
+    labels[np.arange(args.n), rng.integers(0, args.classes, args.n)] = 1.0
+    view = TrainView(image=torch.as_tensor(rng.standard_normal((args.n, args.image_dim), dtype=np.float32), device=device),
+                     text=torch.as_tensor(rng.standard_normal((args.n, args.text_dim), dtype=np.float32), device=device),
+                     labels=torch.as_tensor(labels, device=device))
+    hp, _ = resolve_hparams("nrch", "mirflickr25k", {"image_hidden": [args.hidden, args.hidden],
+                                                      "text_hidden": [args.hidden]})
+    torch.manual_seed(args.seed)
+    method = NRCH(args.image_dim, args.text_dim, args.classes, args.bits, hp, "paper").to(device)
+    optimizer, _ = method.configure_optimizer()
+    n_params = sum(p.numel() for p in method.parameters())
+    generator = torch.Generator().manual_seed(args.seed)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rss_built = rss_mib()
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    rows = []
+    for epoch in range(args.epoch, args.epoch + args.epochs):
+        method.train()
+        t0 = time.perf_counter()
+        selection = method.before_epoch(view, epoch)
+        sync()
+        t_sep = time.perf_counter() - t0
+        weights = selection.weights if selection is not None else None
+        order = torch.randperm(args.n, generator=generator).to(device)
+        steps, trained_rows = 0, 0.0
+        t1 = time.perf_counter()
+        for b in range(0, args.n, hp["batch_size"]):
+            idx = order[b:b + hp["batch_size"]]
+            if idx.numel() < 2:
+                continue
+            batch = Batch(index=idx, image=view.image[idx], text=view.text[idx], labels=view.labels[idx],
+                          weight=None if weights is None else weights[idx])
+            loss, parts = method.loss(batch, epoch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            trained_rows += parts.get("rows", 0.0)
+        sync()
+        t_train = time.perf_counter() - t1
+        kept = float(selection.extra.get("kept_fraction", 1.0)) if selection is not None else 1.0
+        rows.append((epoch, t_sep, t_train, t_sep + t_train, steps, trained_rows, kept, loss.item()))
+
+    load = os.getloadavg()
+    print(f"NRCH epoch benchmark: N={args.n}, image {args.image_dim}-d, text {args.text_dim}-d, {args.classes} classes, "
+          f"{args.bits} bits, widths {args.hidden}, {n_params / 1e6:.1f}M parameters")
+    print(f"device {device}, torch threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other processes slow these numbers)")
+    head = f"{'epoch':>5} {'separator s':>11} {'train s':>9} {'total s':>9} {'steps':>6} {'rows':>7} {'kept':>6} {'loss':>8}"
+    print(head)
+    print("-" * len(head))
+    for epoch, ts, tt, tot, steps, n_rows, kept, loss in rows:
+        print(f"{epoch:>5} {ts:>11.2f} {tt:>9.2f} {tot:>9.2f} {steps:>6} {int(n_rows):>7} {kept:>6.3f} {loss:>8.4f}")
+    print(f"peak RSS: {rss_start:.0f} MiB at start, {rss_built:.0f} MiB with data and model, {rss_mib():.0f} MiB after")
+    if device.type == "cuda":
+        print(f"peak CUDA memory allocated: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
