@@ -261,30 +261,31 @@ if _numba is not None:
         return (x * _H01) >> _S56
 
     @_numba.njit(parallel=True, cache=True)
-    def _numba_kernel(qbits, dbits, qlab, dlab, bits, need_order, top, hist, ap_sum, top_rel):  # pragma: no cover
-        """Per query: pass 1 over the database (index order) computes each item's distance
-        (popcount of XORed packed codes) and relevance (AND of packed labels) and the
-        histogram; pass 2 (stable ties) walks the items again in index order with a running
-        counter per distance bucket, started at the number of items (relevant items) in the
-        closer buckets, so the counter IS the item's stable rank (hits) -- a counting rank,
-        no sort."""
+    def _numba_kernel(qbits, dbits, qlab, dlab, bits, need_order, top, inv_rank, hist, ap_sum, top_rel):  # pragma: no cover
+        """Per query, two passes over the database in index order. Pass 1: each item's
+        distance (popcount of XORed packed codes) and relevance (AND of packed labels), and
+        the histogram. Pass 2 (stable ties): a running counter per distance bucket, started
+        at the number of items (relevant items) in the closer buckets, IS the item's stable
+        rank (hits): a counting rank, no sort. Branch-free: every item adds rel*hits/rank."""
         n_q, n_db = qbits.shape[0], dbits.shape[0]
         n_words, n_lab = qbits.shape[1], qlab.shape[1]
+        n_keys = 2 * (bits + 1)
         for i in _numba.prange(n_q):
-            dist = np.empty(n_db, np.int32)
-            rel = np.empty(n_db, np.bool_)
+            local = np.zeros(n_keys, np.int64)
+            key = np.empty(n_db, np.int32)  # 2 * distance + relevant
             for j in range(n_db):
                 d = 0
                 for w in range(n_words):
                     d += _popcount64(qbits[i, w] ^ dbits[j, w])
-                r = False
+                r = 0
                 for w in range(n_lab):
                     if qlab[i, w] & dlab[j, w]:
-                        r = True
-                        break
-                dist[j] = d
-                rel[j] = r
-                hist[i, d, 1 if r else 0] += 1
+                        r = 1
+                k = 2 * d + r
+                key[j] = k
+                local[k] += 1
+            for k in range(n_keys):
+                hist[i, k >> 1, k & 1] = local[k]
             if need_order:
                 rank = np.empty(bits + 1, np.int64)
                 hits = np.empty(bits + 1, np.int64)
@@ -293,17 +294,19 @@ if _numba is not None:
                 for h in range(bits + 1):
                     rank[h] = acc_n
                     hits[h] = acc_r
-                    acc_n += hist[i, h, 0] + hist[i, h, 1]
-                    acc_r += hist[i, h, 1]
+                    acc_n += local[2 * h] + local[2 * h + 1]
+                    acc_r += local[2 * h + 1]
                 total = 0.0
                 for j in range(n_db):
-                    h = dist[j]
-                    rank[h] += 1
-                    if rel[j]:
-                        hits[h] += 1
-                        total += hits[h] / rank[h]
-                        if rank[h] <= top:
-                            top_rel[i, rank[h] - 1] = True
+                    h = key[j] >> 1
+                    r = key[j] & 1
+                    rk = rank[h] + 1
+                    rank[h] = rk
+                    ht = hits[h] + r
+                    hits[h] = ht
+                    total += (r * ht) * inv_rank[rk]
+                    if rk <= top:
+                        top_rel[i, rk - 1] = r == 1
                 ap_sum[i] = total
 
 
@@ -327,9 +330,11 @@ def _numba_collect(qc: np.ndarray, dc: np.ndarray, ql: np.ndarray, dl: np.ndarra
     ap_sum = np.zeros(n_q, np.float64)
     top_rel = np.zeros((n_q, top), np.bool_)
     need_order = bool(need_ap or top)
+    inv_rank = np.zeros(dc.shape[0] + 1)
+    inv_rank[1:] = 1.0 / np.arange(1, dc.shape[0] + 1)  # hits * (1/rank): a multiply, not a divide
     for s in range(0, n_q, step):
         e = min(s + step, n_q)
-        _numba_kernel(qbits[s:e], dbits, qlab[s:e], dlab, bits, need_order, top,
+        _numba_kernel(qbits[s:e], dbits, qlab[s:e], dlab, bits, need_order, top, inv_rank,
                       hist[s:e], ap_sum[s:e], top_rel[s:e])
     return hist, ap_sum, top_rel
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -70,16 +71,23 @@ class RunTracker:
         self._client = None
         self._guard("start", self._start)
 
-    def _guard(self, what: str, fn, *args: Any) -> Any:
+    def _guard(self, what: str, fn, *args: Any, attempts: int = 4) -> Any:
+        """Call ``fn``, retrying with back-off (concurrent writers can briefly lock a SQLite
+        store); after the last failure warn and disable tracking for this job."""
         if not self.enabled:
             return None
-        try:
-            return fn(*args)
-        except Exception as exc:  # tracking must never lose a cell's results
-            warnings.warn(f"MLflow {what} failed ({type(exc).__name__}: {exc}); tracking disabled for this job, "
-                          f"the output files remain the source of truth", RuntimeWarning, stacklevel=3)
-            self.enabled = False
-            return None
+        error: Exception | None = None
+        for attempt in range(attempts):
+            try:
+                return fn(*args)
+            except Exception as exc:  # tracking must never lose a cell's results
+                error = exc
+                if attempt + 1 < attempts:
+                    time.sleep(0.25 * 2**attempt)
+        warnings.warn(f"MLflow {what} failed ({type(error).__name__}: {error}); tracking disabled for this job, "
+                      f"the output files remain the source of truth", RuntimeWarning, stacklevel=3)
+        self.enabled = False
+        return None
 
     def _start(self) -> None:
         mlflow = _mlflow(self.uri)
