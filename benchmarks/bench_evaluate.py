@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_evaluate.py                # 2,100 x 20,000, 64 bits, 21 labels
     .venv/bin/python benchmarks/bench_evaluate.py --scale nus    # 2,100 x 193,734 (NUS-WIDE size)
     .venv/bin/python benchmarks/bench_evaluate.py --queries 500 --db 5000 --bits 32
+    .venv/bin/python benchmarks/bench_evaluate.py --scale nus --backends numba --ref-queries 300
 
 Prints one row per method: seconds, peak memory (growth of resident memory during the call), the mAP, and |diff| against the reference with stable ties.
 Synthetic data: random ±1 codes correlated with random multi-hot labels (so mAP is not
@@ -14,14 +15,14 @@ import argparse
 import gc
 import resource
 import sys
-import time
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from cmhash.evaluate import map_at_all, numba_available, retrieval_report
+from cmhash.evaluate import average_precision, map_at_all, numba_available, retrieval_report
 
 SCALES = {"moderate": (2100, 20000), "nus": (2100, 193734), "small": (300, 5000)}
 
@@ -103,13 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bits", type=int, default=64)
     ap.add_argument("--classes", type=int, default=21)
     ap.add_argument("--threads", type=int, default=2, help="torch / numba threads")
+    ap.add_argument("--backends", default="numba,numpy,torch", help="comma-separated: numba, numpy, torch")
     ap.add_argument("--ref-queries", type=int, default=None,
-                    help="time the reference on this many queries and extrapolate (default: all)")
+                    help="run the reference on the first N queries only: its time is extrapolated to "
+                         "all queries and every method is checked against it on those N queries")
     ap.add_argument("--device", default="cpu", help="also time the torch backend on this device (e.g. cuda)")
     args = ap.parse_args(argv)
     n_q, n_db = SCALES[args.scale]
     n_q, n_db = args.queries or n_q, args.db or n_db
     torch.set_num_threads(args.threads)
+    backends = [b for b in args.backends.split(",") if b and (b != "numba" or numba_available())]
     if numba_available():
         import numba
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
@@ -117,42 +121,55 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {n_q} queries x {n_db} database items, {args.bits} bits, {args.classes} labels, "
           f"{args.threads} threads, numba={'yes' if numba_available() else 'no'}, torch {torch.__version__}")
 
-    n_ref = args.ref_queries or n_q
-    t_ref, m_ref, ref_part = measure(lambda: map_at_all_reference(qc[:n_ref], dc, ql[:n_ref], dl))
+    n_ref = min(args.ref_queries or n_q, n_q)
+    t_ref, m_ref, ref = measure(lambda: map_at_all_reference(qc[:n_ref], dc, ql[:n_ref], dl))
     t_ref *= n_q / n_ref
-    ref = ref_part if n_ref == n_q else map_at_all(qc, dc, ql, dl, backend="torch")
-    rows = [("reference (per-query argsort)" + ("" if n_ref == n_q else f", x{n_q / n_ref:.1f} extrapolated"),
-             t_ref, m_ref, ref, None)]
+    note = "" if n_ref == n_q else f" [{n_ref} queries, time x{n_q / n_ref:.1f}]"
+    rows = [("reference (per-query argsort)" + note, t_ref, m_ref, ref, None)]
 
-    backends = ["torch"] + (["numba"] if numba_available() else [])
-    for backend in backends:
-        if backend == "numba":  # compile outside the timing
-            map_at_all(qc[:2], dc[:50], ql[:2], dl[:50], backend="numba")
+    def diff_to_ref(ap_stable: np.ndarray) -> float:
+        """|mAP over the reference's queries - reference| from a method's per-query APs."""
+        sub = ap_stable[:n_ref]
+        return abs(float(np.nanmean(sub)) - ref)
+
+    def run_backend(name: str, inputs: tuple, sync: Callable[[], None]) -> None:
         for ties in ("stable", "expected"):
-            s, m, v = measure(lambda: map_at_all(qc, dc, ql, dl, ties=ties, backend=backend))
-            rows.append((f"map_at_all {backend} ties={ties}", s, m, v, abs(v - ref) if ties == "stable" else None))
-        s, m, rep = measure(lambda: retrieval_report(qc, dc, ql, dl, ks=[100, 1000], ns=[100, 1000], backend=backend))
-        rows.append((f"retrieval_report {backend} (all metrics)", s, m, rep["map_all"], abs(rep["map_all"] - ref)))
+            def call(ties=ties):
+                v = map_at_all(*inputs, ties=ties, backend=name)
+                sync()
+                return v
+            s, m, v = measure(call)
+            diff = None
+            if ties == "stable":
+                diff = abs(v - ref) if n_ref == n_q else diff_to_ref(average_precision(*inputs, backend=name))
+            rows.append((f"map_at_all {name}{'' if inputs[0] is qc else ' ' + str(inputs[0].device)} ties={ties}",
+                         s, m, v, diff))
+
+        def report():
+            r = retrieval_report(*inputs, ks=[100, 1000], ns=[100, 1000], backend=name)
+            sync()
+            return r
+        s, m, rep = measure(report)
+        rows.append((f"retrieval_report {name} (all metrics)", s, m, rep["map_all"],
+                     abs(rep["map_all"] - ref) if n_ref == n_q else None))
+
+    for backend in backends:
+        # warm up outside the timing: numba compiles (or loads its cache), torch pages in its
+        # kernels (hundreds of MB of shared libraries that would otherwise count as memory)
+        retrieval_report(qc[:3], dc[:500], ql[:3], dl[:500], ks=[10], ns=[10], backend=backend)
+        run_backend(backend, (qc, dc, ql, dl), lambda: None)
     if args.device != "cpu":
         dev = torch.device(args.device)
-        tq = [torch.from_numpy(a).to(dev) for a in (qc, dc, ql, dl)]
-        map_at_all(*(t[:4] for t in tq))  # warm-up
-        for ties in ("stable", "expected"):
-            def run(ties=ties):
-                v = map_at_all(*tq, ties=ties)
-                torch.cuda.synchronize(dev) if dev.type == "cuda" else None
-                return v
-            if dev.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(dev)
-            s, _, v = measure(run)
-            m = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else float("nan")
-            rows.append((f"map_at_all torch {dev} ties={ties}", s, m, v, abs(v - ref) if ties == "stable" else None))
+        tq = tuple(torch.from_numpy(a).to(dev) for a in (qc, dc, ql, dl))
+        retrieval_report(*(t[:500] for t in tq), ks=[10], ns=[10])  # warm-up
+        run_backend("torch", tq, (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None))
 
     print(f"{'method':58s} {'seconds':>9s} {'speed-up':>9s} {'peak MB':>9s} {'mAP':>12s} {'|diff| vs ref':>14s}")
     for name, s, m, v, diff in rows:
         print(f"{name:58s} {s:9.3f} {t_ref / s:9.1f} {m:9.1f} {v:12.8f} {'' if diff is None else f'{diff:.2e}':>14s}")
-    print("# 'peak MB': growth of the process's resident memory during the call (CPU rows), "
-          "torch.cuda.max_memory_allocated (CUDA rows)")
+    print("# peak MB: growth of the process's resident memory during the call (CPU; includes memory the "
+          "allocator keeps); |diff|: stable-tie mAP minus the reference" +
+          ("" if n_ref == n_q else f", both over the first {n_ref} queries"))
     bad = [name for name, _, _, _, diff in rows if diff is not None and diff > 1e-9]
     if bad:
         print("FAIL: differ from the reference by more than 1e-9:", ", ".join(bad))

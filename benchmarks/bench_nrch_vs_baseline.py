@@ -86,7 +86,10 @@ def run_one(ds, method: str, rate: float, seed: int, bits: int, protocol: str, o
     row = {"method": method, "rate": rate, "seed": seed,
            "i2t": map_at_all(c["query_image"], c["database_text"], q, db),
            "t2i": map_at_all(c["query_text"], c["database_image"], q, db),
-           "selected_epoch": result.selected_epoch, "seconds": seconds}
+           "selected_epoch": result.selected_epoch, "seconds": seconds,
+           # distinct query codes per modality: 1 means the encoder collapsed to a single code
+           "distinct_image_codes": len(np.unique(c["query_image"], axis=0)),
+           "distinct_text_codes": len(np.unique(c["query_text"], axis=0))}
     row["avg"] = (row["i2t"] + row["t2i"]) / 2
     last = [r for r in result.history if "select/auc" in r]
     if last:
@@ -137,7 +140,8 @@ def main() -> int:
                 runs.append(row)
                 extra = "  ".join(f"{k[7:]}={row[k]:.3f}" for k in row if k.startswith("select/"))
                 print(f"  rate {rate} seed {seed} {m:>8}: i2t {row['i2t']:.4f} t2i {row['t2i']:.4f} "
-                      f"(epoch {row['selected_epoch']}, {row['seconds']:.0f} s) {extra}", flush=True)
+                      f"(epoch {row['selected_epoch']}, {row['seconds']:.0f} s, distinct query codes "
+                      f"{row['distinct_image_codes']}/{row['distinct_text_codes']}) {extra}", flush=True)
     if args.csv:
         keys = sorted({k for r in runs for k in r})
         with open(args.csv, "w", newline="") as fh:

@@ -11,10 +11,18 @@ import pytest
 import torch
 
 from cmhash.errors import ConfigError, DataError
-from cmhash.evaluate import (average_precision, hamming_distances, map_at_all, map_at_k, numba_available,
-                             pr_curve, precision_at_n, retrieval_report)
+from cmhash.evaluate import (
+    average_precision,
+    hamming_distances,
+    map_at_all,
+    map_at_k,
+    numba_available,
+    pr_curve,
+    precision_at_n,
+    retrieval_report,
+)
 
-BACKENDS = ["torch"] + (["numba"] if numba_available() else [])
+BACKENDS = ["numpy", "torch"] + (["numba"] if numba_available() else [])
 
 
 # ----------------------------------------------------------------------------- the hand case
@@ -139,8 +147,8 @@ def test_expected_ties_equal_exhaustive_average(seed):
     qc, dc, ql, dl = random_case(3, 7, 3, 3, seed, p_label=0.4)  # 3 bits, 7 items: many ties
     dist = hamming_distances(qc, dc)
     rel = (ql.astype(int) @ dl.T.astype(int)) > 0
-    ap_e = average_precision(qc, dc, ql, dl, ties="expected", backend="torch")
-    ap_s = average_precision(qc, dc, ql, dl, ties="stable", backend="torch")
+    ap_e = average_precision(qc, dc, ql, dl, ties="expected")
+    ap_s = average_precision(qc, dc, ql, dl, ties="stable")
     for i in range(3):
         buckets = [np.flatnonzero(dist[i] == h) for h in range(4)]
         aps = [brute_ap(dist[i], rel[i], np.array([j for b in perm for j in b], dtype=int))
@@ -158,7 +166,7 @@ def test_expected_precision_at_n_equals_exhaustive_average():
     dist = hamming_distances(qc, dc)
     rel = (ql.astype(int) @ dl.T.astype(int)) > 0
     keep = rel.any(1)
-    got = precision_at_n(qc, dc, ql, dl, [1, 2, 3, 4, 5, 6], ties="expected", denominator="zero", backend="torch")
+    got = precision_at_n(qc, dc, ql, dl, [1, 2, 3, 4, 5, 6], ties="expected", denominator="zero")
     want = np.zeros(6)
     for i in range(2):
         buckets = [np.flatnonzero(dist[i] == h) for h in range(3)]
@@ -226,15 +234,21 @@ def test_chunking_invariance(backend):
 
 
 def test_backends_agree():
-    if not numba_available():
-        pytest.skip("numba not installed: only the torch backend exists")
-    qc, dc, ql, dl = random_case(30, 700, 70, 9, 5)  # 70 bits: two packed words
-    a = retrieval_report(qc, dc, ql, dl, ks=[50], ns=[10, 100], backend="torch")
-    b = retrieval_report(qc, dc, ql, dl, ks=[50], ns=[10, 100], backend="numba")
-    for key in ("map_all_stable", "map_all_expected"):
-        assert a[key] == pytest.approx(b[key], abs=1e-13)
-    assert a["map_at_k"] == pytest.approx(b["map_at_k"]) and a["precision_at_n"] == pytest.approx(b["precision_at_n"])
-    np.testing.assert_allclose(a["pr_curve"]["precision"], b["pr_curve"]["precision"], atol=1e-13)
+    qc, dc, ql, dl = random_case(30, 700, 70, 70, 5, p_label=0.03)  # 70 bits, 70 classes: two packed words
+    reports = [retrieval_report(qc, dc, ql, dl, ks=[50], ns=[10, 100], backend=b) for b in BACKENDS]
+    a = reports[0]
+    assert 0 < a["n_queries_with_relevant"] < 30
+    for b in reports[1:]:
+        for key in ("map_all_stable", "map_all_expected"):
+            assert a[key] == pytest.approx(b[key], abs=1e-13)
+        assert a["map_at_k"] == pytest.approx(b["map_at_k"], abs=1e-13)
+        assert a["precision_at_n"] == pytest.approx(b["precision_at_n"], abs=1e-13)
+        np.testing.assert_allclose(a["pr_curve"]["precision"], b["pr_curve"]["precision"], atol=1e-13)
+    # and against the brute force, on the two-word case
+    dist = hamming_distances(qc, dc)
+    rel = (ql.astype(int) @ dl.T.astype(int)) > 0
+    want = np.array([brute_ap(dist[i], rel[i], np.argsort(dist[i], kind="stable")) for i in range(30)])
+    assert a["map_all_stable"] == pytest.approx(np.nanmean(want), abs=1e-13)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -275,6 +289,8 @@ def test_input_errors():
         map_at_all(qc, dc, ql, dl, denominator="all")
     with pytest.raises(ConfigError, match="chunk"):
         map_at_all(qc, dc, ql, dl, chunk=0)
+    with pytest.raises(ConfigError, match="backend"):
+        map_at_all(qc, dc, ql, dl, backend="jax")
     with pytest.raises(ConfigError, match="k"):
         map_at_k(qc, dc, ql, dl, 6)
     with pytest.raises(ConfigError, match="ns"):

@@ -225,8 +225,7 @@ def test_before_epoch_warm_up_then_selection(monkeypatch):
     assert sel.extra["gmm_mean_clean"] < sel.extra["gmm_mean_noisy"]
     m.hp["batching"] = "in_batch"
     inb = m.before_epoch(view, 2)
-    assert inb.kept is None and torch.equal(inb.weights, sel.kept.float())
-    assert inb.extra["kept_fraction"] == pytest.approx(float(kept.mean()))
+    assert inb.kept is None and torch.equal(inb.weights, sel.kept.float()) and torch.equal(inb.flagged, ~sel.kept)
     m.hp["separator"] = False
     assert m.before_epoch(view, 2) is None
 
@@ -303,6 +302,8 @@ def test_short_training_run_through_trainer():
     assert "select/auc" in first  # the separator's score is logged from the start
     assert later["select/warmup"] == 0.0 and later["select/threshold"] == 0.3
     assert 0.0 < later["select/kept_fraction"] <= 1.0 and "select/gmm_mean_clean" in later
+    assert {"select/precision", "select/recall"} <= set(later)  # scored although every row is batched
+    assert later["select/recall"] == pytest.approx(later["select/weight_clean"])
     assert later["loss/rows"] <= 32  # in-batch filtering: batches shrink, their number does not
     assert later["train/rows"] == first["train/rows"]
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from cmhash.errors import ConfigError, DataError
 
-__all__ = ["NoiseResult", "NOISE_MODELS", "corrupt", "known_noise_models", "noisy_row_count"]
+__all__ = ["NOISE_MODELS", "NoiseResult", "corrupt", "known_noise_models", "noisy_row_count"]
 
 NoiseFn = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
 """A noise model: (clean uint8 labels N x C, rate, generator) -> new noisy uint8 array N x C."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -172,12 +173,15 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
     record = {"selected_epoch": result.selected_epoch,
               "selection_score": result.selection_score if np.isfinite(result.selection_score) else None,
               "wall_seconds": round(result.wall_seconds, 3), "device": result.device,
+              # the physical GPU(s) this job could see (set by cmhash.gpu_slots or SLURM), and where it ran
+              "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "host": socket.gethostname(),
               "resumed_from": result.resumed_from, "task": cls.task,
               "directions": [list(d) for d in trainer.method.directions()], "denominator": denominator,
               "mlflow_run_id": tracker.run_id if tracker else None}
     save_json(out / "train.json", record)
     if tracker:
-        tracker.set_tags({"device": result.device})
+        tracker.set_tags({"device": result.device, "visible_devices": record["visible_devices"] or "none",
+                          "host": record["host"]})
         tracker.log_metrics({"train/wall_seconds": result.wall_seconds, "train/selected_epoch": result.selected_epoch})
         tracker.log_artifact(out / "history.csv")
     return record

@@ -68,6 +68,7 @@ class RunTracker:
         self.uri, self.experiment, self.run_name = uri, experiment, run_name
         self.run_id: str | None = run_id
         self.enabled = True
+        self.retries = 0  # failed calls that were retried (e.g. a SQLite store locked by another writer)
         self._client = None
         self._guard("start", self._start)
 
@@ -83,6 +84,7 @@ class RunTracker:
             except Exception as exc:  # tracking must never lose a cell's results
                 error = exc
                 if attempt + 1 < attempts:
+                    self.retries += 1
                     time.sleep(0.25 * 2**attempt)
         warnings.warn(f"MLflow {what} failed ({type(error).__name__}: {error}); tracking disabled for this job, "
                       f"the output files remain the source of truth", RuntimeWarning, stacklevel=3)

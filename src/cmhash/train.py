@@ -220,7 +220,13 @@ class Trainer:
                 kept = None if selection.kept is None else selection.kept.detach().cpu().numpy()
                 w = None if selection.weights is None else selection.weights.detach().cpu().numpy()
                 cs = None if selection.clean_score is None else selection.clean_score.detach().cpu().numpy()
-                record.update(diagnostics.selection_diagnostics(self.fit_corrupted, kept, w, cs, selection.extra))
+                flagged = None if selection.flagged is None else selection.flagged.detach().cpu().numpy()
+                corrected = None
+                if selection.corrected_labels is not None:
+                    corrected = selection.corrected_labels.detach().cpu().numpy()
+                record.update(diagnostics.selection_diagnostics(
+                    self.fit_corrupted, kept, w, cs, selection.extra, flagged=flagged, corrected_labels=corrected,
+                    clean_labels=None if corrected is None else self.dataset.labels[self.fit_rows]))  # diagnostics only
                 if selection.kept is not None:
                     rows = torch.nonzero(selection.kept.detach().cpu(), as_tuple=False).flatten()
                 weights = selection.weights

@@ -1,5 +1,16 @@
 # One training job per cell, then its evaluation. MLflow's experiment is created once,
 # before the parallel training jobs, so that none of them races to create it.
+#
+# Resources: modest defaults that grow with each retry (`--retries N` reruns a failed job
+# with attempt = 2, 3, ...: twice, three times the memory and wall time), so a job killed
+# for memory or time by a cluster succeeds on a later attempt. `gpu=1` lets
+# `--resources gpu=N` cap concurrent training jobs on a workstation (each job then takes a
+# GPU of its own, see cmhash.gpu_slots) and asks SLURM for one GPU. Everything specific to
+# a cluster (partition, account, GPU model, larger memory) lives in profiles/, not here.
+
+
+localrules:
+    mlflow_experiment,
 
 
 rule mlflow_experiment:
@@ -37,6 +48,8 @@ rule train:
     threads: config.get("threads", 1)
     resources:
         gpu=1,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
     script:
         "../scripts/train.py"
 
@@ -53,5 +66,8 @@ rule evaluate:
         "results/logs/evaluate/{dataset}/{method}/{noise_model}-{rate}/bits{bits}-seed{seed}-{protocol}.log",
     conda:
         "../../envs/cmhash.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     script:
         "../scripts/evaluate.py"

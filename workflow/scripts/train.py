@@ -1,13 +1,20 @@
-"""Train one cell of the grid."""
+"""Train one cell of the grid, on a GPU of its own when the machine has GPUs.
+
+The GPU slot is taken (CUDA_VISIBLE_DEVICES set) before anything imports torch, and freed
+when the job ends or dies; see cmhash.gpu_slots."""
+from contextlib import nullcontext
 from pathlib import Path
 
-from cmhash.config import Cell
+from cmhash.gpu_slots import GpuSlot
 from cmhash.logs import setup_logging
-from cmhash.pipeline import stage_train
 
 sm = snakemake  # noqa: F821
 setup_logging(sm.log[0])
-w = sm.wildcards
-cell = Cell(w.dataset, w.method, w.noise_model, float(w.rate), int(w.bits), int(w.seed), w.protocol)
-stage_train(dict(sm.config, threads=sm.threads), cell, Path(sm.input.dataset).parent, Path(sm.input.noisy).parent,
-            Path(sm.output.record).parent, tracking_uri=sm.params.uri)
+with GpuSlot() if sm.config.get("device", "auto") != "cpu" else nullcontext():
+    from cmhash.config import Cell
+    from cmhash.pipeline import stage_train
+
+    w = sm.wildcards
+    cell = Cell(w.dataset, w.method, w.noise_model, float(w.rate), int(w.bits), int(w.seed), w.protocol)
+    stage_train(dict(sm.config, threads=sm.threads), cell, Path(sm.input.dataset).parent,
+                Path(sm.input.noisy).parent, Path(sm.output.record).parent, tracking_uri=sm.params.uri)

@@ -55,12 +55,21 @@ class Selection:
     weights: per-row loss weights (None = 1).
     clean_score: a per-row score, higher = more likely clean, used for ``select/auc``.
     extra: method-specific scalars logged under ``select/<name>`` (e.g. mixture parameters).
+    flagged: rows the method predicts to be noisy but still trains on (e.g. DCGMH relabels them
+        or trains them without labels). Diagnostics only: unlike ``kept`` it does not restrict
+        the batches. Scored as ``select/flagged_*`` and, when ``kept`` is None, the unflagged
+        rows are scored as the kept (predicted-clean) set.
+    corrected_labels: rows x classes, the label a row was corrected to; rows that were not
+        corrected are NaN. Scored against the clean labels (which the method never sees) as
+        ``select/correction_accuracy``.
     """
 
     kept: torch.Tensor | None = None
     weights: torch.Tensor | None = None
     clean_score: torch.Tensor | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    flagged: torch.Tensor | None = None
+    corrected_labels: torch.Tensor | None = None
 
 
 class HashingMethod(nn.Module):

@@ -36,11 +36,10 @@ Published behaviour reproduced (hyper-parameter in brackets; defaults = the publ
   of steps per epoch does not shrink and a batch holds about ``128 * kept_fraction`` rows. The
   hook then returns the decision as 0/1 ``weights`` (the trainer passes them as
   ``Batch.weight``; :meth:`NRCH.loss` drops rows of weight 0; a batch with no kept row makes no
-  update, as published), and logs ``kept_fraction`` itself; the trainer's diagnostics give
-  ``select/weight_clean`` (= recall) and ``select/weight_noisy`` (= the fraction of corrupted
-  rows kept) and ``select/auc``. ``batching = subset`` instead returns ``kept`` so the trainer
-  batches 128 kept rows at a time (fewer, fuller steps per epoch; also gives
-  ``select/precision`` and ``select/recall``).
+  update, as published). The rejected rows are also returned as ``flagged`` so the trainer's
+  diagnostics score the kept set (``select/kept_fraction``, ``select/precision``,
+  ``select/recall``) without restricting the batches. ``batching = subset`` instead returns
+  ``kept`` so the trainer batches 128 kept rows at a time (fewer, fuller steps per epoch).
 * [``rch_tanh`` = True] The published loss applies ``tanh`` once more to the encoder outputs
   (already tanh'd and L2-normalised) before ``S`` and ``Q``; the classifier and the separator
   use the outputs as they are.
@@ -314,7 +313,6 @@ class NRCH(HashingMethod):
                  "gmm_var_clean": fit.var_clean, "gmm_var_noisy": fit.var_noisy,
                  "gmm_weight_clean": fit.weight_clean, "gmm_converged": float(fit.converged),
                  "threshold": threshold, "warmup": float(warm)}
-        if hp["batching"] == "in_batch":
-            return Selection(weights=kept.float(), clean_score=w,
-                             extra={**extra, "kept_fraction": float(kept.float().mean())})
+        if hp["batching"] == "in_batch":  # every row is batched; rejected rows get weight 0 and are dropped in loss()
+            return Selection(weights=kept.float(), flagged=~kept, clean_score=w, extra=extra)
         return Selection(kept=kept, clean_score=w, extra=extra)

@@ -1,0 +1,212 @@
+"""DCGMH's ablation variants and its two protocols on the embedded dataset, small preset.
+
+    bash scripts/demo.sh                                  # builds results/datasets/embedded (once)
+    .venv/bin/python benchmarks/bench_dcgmh.py            # 4 rates x 3 seeds x 3 variants (sound) + paper full
+    .venv/bin/python benchmarks/bench_dcgmh.py --rates 0.4 --seeds 0 1   # a reduced run
+
+Each run goes through ``cmhash.train.Trainer`` exactly as a workflow cell does: ``dcgmh`` noise
+(``cmhash.noise.corrupt``) on the training rows at the given rate, seeded with the run's seed;
+64 bits; the final model (DCGMH's ``selection = last``); fused query codes ranked against fused
+database codes, relevance from the clean labels, stable ties.
+
+* ``sound`` runs (every variant: ``full``, ``filter_only``, ``no_filtering``): the flag rate is
+  estimated from the consistency scores (2-component mixture), no clean training label is
+  read, the validation rows are held out of training, mAP skips queries without a relevant item.
+* ``paper`` runs (``--paper-variants``, default ``full``): the oracle flag rate (= the true
+  rate), the clean-label agreement test, all training rows, and the mAP the paper reports
+  (queries without a relevant item count 0: ``map_paper``) beside the skipping one
+  (``map_skip``), so the denominator's share of the paper-vs-sound gap is visible.
+
+Small preset (printed with the results): both branches' hidden layer ``--hidden`` (512) wide
+instead of 4096, branch output ``--fusion-per-bit`` x bits (4 x 64 = 256) instead of 128 x bits,
+``--epochs`` (30) instead of 150 with the StepLR step scaled to ``round(100 * epochs / 150)``;
+the MIRFlickr values otherwise (warm-up 5, lr 0.005 unless ``--lr``, alpha 1, beta 0.15,
+gamma 5, eta 1, batch 48, margin 0.7, evaluation every 5 epochs). The embedded training set has
+1,000 rows (900 under ``sound``), so an epoch is ~19-21 steps instead of MIRFlickr's ~208.
+
+Printed: mean +- std (over seeds) of the final mAP per rate and variant; at every rate >= 0.4
+whether ``full`` beats ``no_filtering`` by more than the pooled std
+``sqrt((s_full^2 + s_none^2) / 2)``; the selection diagnostics at ``--diagnostics-rate`` (0.4)
+from the last epoch's decisions (flagged set vs the true corruption mask, the unflagged set as
+the kept set, correction accuracy, estimated vs true noise rate, AUC of the consistency score);
+and the paper-vs-sound gap per rate.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cmhash import diagnostics
+from cmhash.data.canonical import read_dataset
+from cmhash.evaluate import map_at_all
+from cmhash.methods import resolve_hparams
+from cmhash.noise import corrupt
+from cmhash.train import Trainer, TrainSettings
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DIR = REPO / "results" / "datasets" / "embedded"
+VARIANTS = ("full", "filter_only", "no_filtering")
+DIAG_KEYS = ("flagged_fraction", "flagged_precision", "flagged_recall", "precision", "recall",
+             "corrected_fraction", "correction_accuracy", "noise_rate_estimate", "noise_rate_true", "auc")
+
+
+def preset(args: argparse.Namespace) -> dict:
+    """The small preset's overrides (see the module docstring)."""
+    out = {"image_hidden": [args.hidden], "text_hidden": [args.hidden], "fusion_per_bit": args.fusion_per_bit,
+           "epochs": args.epochs, "lr_step_size": max(1, round(100 * args.epochs / 150)), "warmup": args.warmup}
+    if args.lr is not None:
+        out["lr"] = args.lr
+    return out
+
+
+def final_diagnostics(trainer: Trainer, history: list[dict]) -> dict[str, float]:
+    """The last epoch's decisions (the method's per-row state after training) scored against
+    the truth, plus the last logged estimate and AUC."""
+    m = trainer.method
+    out: dict[str, float] = {}
+    if m.visit_state.numel():
+        flagged = (m.visit_state >= 1).cpu().numpy()
+        scores = diagnostics.selection_diagnostics(
+            trainer.fit_corrupted, flagged=flagged, corrected_labels=m.corrected_labels.cpu().numpy(),
+            clean_labels=trainer.dataset.labels[trainer.fit_rows])
+        out.update({k[len(diagnostics.PREFIX):]: v for k, v in scores.items()})
+    logged = [r for r in history if "select/auc" in r]
+    if logged:
+        out["auc"] = logged[-1]["select/auc"]
+        if "select/noise_rate_estimate" in logged[-1]:
+            out["noise_rate_estimate"] = logged[-1]["select/noise_rate_estimate"]
+    out["noise_rate_true"] = float(trainer.fit_corrupted.mean())
+    return out
+
+
+def run_one(ds, rate: float, seed: int, bits: int, protocol: str, variant: str, overrides: dict) -> dict:
+    noise = corrupt(ds.labels[ds.splits.train], "dcgmh", rate, seed)
+    hp, _ = resolve_hparams("dcgmh", "embedded", {**overrides, "variant": variant, "oracle_noise_rate": rate})
+    denominator = "zero" if protocol == "paper" else "skip"
+    settings = TrainSettings(method="dcgmh", hp=hp, bits=bits, protocol=protocol, seed=seed, device="auto",
+                             progress=False, checkpoint_every=0, denominator=denominator)
+    t0 = time.perf_counter()
+    trainer = Trainer(ds, noise.noisy, noise.corrupted, settings)
+    result = trainer.run()
+    q, db = ds.labels[ds.splits.query], ds.labels[ds.splits.database]
+    c = result.codes
+    row = {"protocol": protocol, "variant": variant, "rate": rate, "seed": seed,
+           "map_skip": map_at_all(c["query_fused"], c["database_fused"], q, db, denominator="skip"),
+           "map_paper": map_at_all(c["query_fused"], c["database_fused"], q, db, denominator="zero"),
+           "seconds": time.perf_counter() - t0}
+    row["map"] = row["map_paper"] if protocol == "paper" else row["map_skip"]
+    row.update({f"diag/{k}": v for k, v in final_diagnostics(trainer, result.history).items()})
+    return row
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset-dir", type=Path, default=DEFAULT_DIR)
+    ap.add_argument("--rates", type=float, nargs="+", default=[0.2, 0.4, 0.6, 0.8])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--bits", type=int, default=64)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--paper-variants", nargs="*", default=["full"], choices=VARIANTS)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--fusion-per-bit", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the published 0.005)")
+    ap.add_argument("--diagnostics-rate", type=float, default=0.4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--csv", type=Path, default=None, help="also write every run to this CSV")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    if not (args.dataset_dir / "splits.json").is_file():
+        print(f"{args.dataset_dir}: no dataset there. Run `bash scripts/demo.sh` first (it builds "
+              f"results/datasets/embedded).", file=sys.stderr)
+        return 2
+    ds = read_dataset(args.dataset_dir)
+    overrides = preset(args)
+    hp, _ = resolve_hparams("dcgmh", "embedded", overrides)
+    print(f"dataset {args.dataset_dir}: {ds.labels.shape[0]} rows, train {ds.splits.train.size} "
+          f"(validation {ds.splits.validation.size}), query {ds.splits.query.size}, database "
+          f"{ds.splits.database.size}, {ds.n_classes} classes; {args.bits} bits, seeds {args.seeds}")
+    print("preset: " + ", ".join(f"{k}={hp[k]}" for k in sorted(overrides)) +
+          f" (lr={hp['lr']}, batch={hp['batch_size']}, alpha={hp['alpha']}, beta={hp['beta']}, "
+          f"gamma={hp['gamma']}, eta={hp['eta']})")
+
+    jobs = [("sound", v) for v in args.variants] + [("paper", v) for v in args.paper_variants]
+    runs: list[dict] = []
+    for rate in args.rates:
+        for seed in args.seeds:
+            for protocol, variant in jobs:
+                row = run_one(ds, rate, seed, args.bits, protocol, variant, overrides)
+                runs.append(row)
+                diag = "  ".join(f"{k[5:]}={row[k]:.3f}" for k in row if k.startswith("diag/") and k[5:] in
+                                 ("flagged_precision", "flagged_recall", "correction_accuracy", "noise_rate_estimate"))
+                print(f"  rate {rate} seed {seed} {protocol:>5} {variant:>12}: mAP {row['map']:.4f} "
+                      f"({row['seconds']:.0f} s) {diag}", flush=True)
+    if args.csv:
+        keys = sorted({k for r in runs for k in r})
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(runs)
+
+    def cell(protocol: str, variant: str, rate: float) -> list[dict]:
+        return [r for r in runs if r["protocol"] == protocol and r["variant"] == variant and r["rate"] == rate]
+
+    print("\nfinal mAP (mean ± std over seeds)")
+    print(f"{'rate':>5} " + " ".join(f"{p[:5]}/{v}".rjust(22) for p, v in jobs))
+    for rate in args.rates:
+        print(f"{rate:>5} " + " ".join(("%.4f ± %.4f" % mean_std([r["map"] for r in cell(p, v, rate)])).rjust(22)
+                                      for p, v in jobs))
+    if {"full", "no_filtering"} <= set(args.variants):
+        print("\nsound: full vs no_filtering (better = mean difference > pooled std)")
+        for rate in args.rates:
+            if rate < 0.4:
+                continue
+            (mf, sf), (mn, sn) = (mean_std([r["map"] for r in cell("sound", v, rate)]) for v in ("full", "no_filtering"))
+            pooled = float(np.sqrt((sf**2 + sn**2) / 2))
+            verdict = "full better" if mf - mn > pooled else "not better"
+            print(f"{rate:>5} diff {mf - mn:+.4f}, pooled std {pooled:.4f}: {verdict}")
+
+    at = [r for r in runs if r["rate"] == args.diagnostics_rate]
+    if at:
+        print(f"\ndiagnostics at rate {args.diagnostics_rate} (last epoch's decisions; mean over seeds)")
+        print(f"{'':>18} " + " ".join(k[:12].rjust(12) for k in DIAG_KEYS))
+        for p, v in jobs:
+            rows = [r for r in at if r["protocol"] == p and r["variant"] == v]
+            vals = []
+            for k in DIAG_KEYS:
+                xs = [r[f"diag/{k}"] for r in rows if f"diag/{k}" in r]
+                vals.append(f"{np.mean(xs):.3f}".rjust(12) if xs else "-".rjust(12))
+            print(f"{p[:5] + '/' + v:>18} " + " ".join(vals))
+
+    for v in args.paper_variants:
+        if v not in args.variants:
+            continue
+        print(f"\npaper vs sound gap ({v}): paper (oracle rate, clean-label agreement, all training rows)")
+        for rate in args.rates:
+            p, s = cell("paper", v, rate), cell("sound", v, rate)
+            if not p or not s:
+                continue
+            mp, _ = mean_std([r["map_paper"] for r in p])
+            mk, _ = mean_std([r["map_skip"] for r in p])
+            ms, _ = mean_std([r["map"] for r in s])
+            print(f"{rate:>5} paper {mp:.4f} (skip-denominator {mk:.4f}) - sound {ms:.4f} = {mp - ms:+.4f} "
+                  f"(denominator's share {mp - mk:+.4f})")
+    if len(args.seeds) < 2:
+        print("(one seed: std is 0, comparisons are indicative only)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""GPU slots: concurrent jobs get different devices, wait when all are busy, and a killed
+job's slot is freed by the kernel. Holders are real processes (flock is per process)."""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from cmhash.errors import CmhashError
+from cmhash.gpu_slots import GpuSlot, GpuSlotTimeout, candidate_devices, parse_visible_devices, resolve_lock_dir
+from tests.helpers import REPO
+
+HOLDER = textwrap.dedent("""
+    import logging, os, sys
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="LOG %(message)s")
+    from cmhash.gpu_slots import GpuSlot
+    with GpuSlot(sys.argv[1], poll_s=0.05, timeout_s=float(sys.argv[2])) as slot:
+        print("DEVICE", slot.device, os.environ.get("CUDA_VISIBLE_DEVICES"), flush=True)
+        sys.stdin.readline()  # hold the slot until told to go
+    print("RELEASED", os.environ.get("CUDA_VISIBLE_DEVICES", "unset"), flush=True)
+""")
+
+
+class Holder:
+    """A process that takes a slot and holds it until ``release()`` (or death)."""
+
+    def __init__(self, lock_dir: Path, env: dict[str, str], timeout_s: float = 60.0) -> None:
+        full_env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
+        full_env.update(env, PYTHONPATH=os.pathsep.join([str(REPO / "src"), full_env.get("PYTHONPATH", "")]))
+        self.proc = subprocess.Popen([sys.executable, "-u", "-c", HOLDER, str(lock_dir), str(timeout_s)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=full_env)
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put("EOF")
+
+    def wait_for(self, prefix: str, contains: str = "", limit_s: float = 60.0) -> str:
+        """The next line starting with ``prefix`` (and containing ``contains``); every line before it is kept."""
+        seen = []
+        while True:
+            line = self.lines.get(timeout=limit_s)
+            seen.append(line)
+            if line.startswith(prefix) and contains in line:
+                self.seen = seen
+                return line
+            if line == "EOF":
+                raise AssertionError(f"holder ended before '{prefix}': {seen}")
+
+    def device(self) -> str:
+        _, device, visible = self.wait_for("DEVICE").split()
+        assert device == visible  # the variable names exactly the chosen device
+        return device
+
+    def release(self) -> str:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        line = self.wait_for("RELEASED")
+        assert self.proc.wait(timeout=30) == 0
+        return line
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def holders():
+    started: list[Holder] = []
+    yield started
+    for h in started:
+        h.kill()
+
+
+def start(holders, lock_dir, env, **kw) -> Holder:
+    h = Holder(lock_dir, env, **kw)
+    holders.append(h)
+    return h
+
+
+def test_two_holders_get_different_devices_and_a_third_waits_for_a_release(tmp_path, holders):
+    env = {"CMHASH_FAKE_GPU_COUNT": "2"}
+    a, b = start(holders, tmp_path, env), start(holders, tmp_path, env)
+    a_device, b_device = a.device(), b.device()
+    assert {a_device, b_device} == {"0", "1"}
+    c = start(holders, tmp_path, env)
+    busy = c.wait_for("LOG", "are busy")  # it says it waits, and has no device yet
+    assert "waiting up to" in busy and "pid" in busy
+    assert not any(line.startswith("DEVICE") for line in c.seen)
+    assert a.release() == "RELEASED unset"  # the variable is restored on exit
+    assert c.device() == a_device  # the freed slot, not the one b still holds
+    b.release()
+    c.release()
+
+
+def test_a_killed_holders_slot_is_freed(tmp_path, holders):
+    env = {"CMHASH_FAKE_GPU_COUNT": "1"}
+    a = start(holders, tmp_path, env)
+    assert a.device() == "0"
+    b = start(holders, tmp_path, env)
+    b.wait_for("LOG", "are busy")
+    os.kill(a.proc.pid, signal.SIGKILL)  # no clean-up code runs: the kernel drops the lock
+    a.proc.wait(timeout=30)
+    assert b.device() == "0"
+    b.release()
+
+
+def test_preset_visible_devices_are_the_only_choices(tmp_path, holders):
+    env = {"CUDA_VISIBLE_DEVICES": "3,5", "CMHASH_FAKE_GPU_COUNT": "8"}
+    a, b = start(holders, tmp_path, env), start(holders, tmp_path, env)
+    assert {a.device(), b.device()} == {"3", "5"}
+    c = start(holders, tmp_path, env)
+    c.wait_for("LOG", "are busy")
+    a.release()
+    assert c.device() in {"3", "5"}
+    b.release()
+    c.release()
+
+
+def test_all_busy_past_the_timeout_is_a_clear_error(tmp_path):
+    env = {"CMHASH_FAKE_GPU_COUNT": "1"}
+    with GpuSlot(tmp_path, environ=dict(env)) as first:
+        assert first.device == "0"
+        # flock conflicts between two open files even within one process
+        with pytest.raises(GpuSlotTimeout, match=r"all 1 GPU slot\(s\) \['0'\] stayed busy .*held by: 0: pid "
+                                                 rf"{os.getpid()}.*--resources gpu=N"):
+            GpuSlot(tmp_path, timeout_s=0.2, poll_s=0.05, environ=dict(env)).acquire()
+    # freed on exit: the next one gets it at once
+    with GpuSlot(tmp_path, timeout_s=0, environ=dict(env)) as again:
+        assert again.device == "0"
+
+
+def test_environment_is_set_then_restored(tmp_path):
+    env = {"CMHASH_FAKE_GPU_COUNT": "2", "CUDA_DEVICE_ORDER": "FASTEST_FIRST"}
+    with GpuSlot(tmp_path, environ=env) as slot:
+        assert env["CUDA_VISIBLE_DEVICES"] == slot.device == "0"
+        assert slot.lock_path.parent == resolve_lock_dir(tmp_path, env)
+        assert f"pid {os.getpid()}" in slot.lock_path.read_text()
+        with GpuSlot(tmp_path, environ=dict(env, CUDA_VISIBLE_DEVICES="0,1")) as second:
+            assert second.device == "1"  # "0" is taken by the outer slot
+    assert "CUDA_VISIBLE_DEVICES" not in env and env["CUDA_DEVICE_ORDER"] == "FASTEST_FIRST"
+
+
+@pytest.mark.parametrize("env", [{"CUDA_VISIBLE_DEVICES": ""}, {"CUDA_VISIBLE_DEVICES": "-1"},
+                                 {"CMHASH_FAKE_GPU_COUNT": "0"}])
+def test_no_gpu_is_a_no_op(tmp_path, env):
+    before = dict(env)
+    with GpuSlot(tmp_path, environ=env) as slot:
+        assert slot.device is None and slot.lock_path is None
+        assert env == before
+    assert env == before
+    assert not (tmp_path / "gpu-0.lock").exists()
+
+
+def test_parse_visible_devices_reads_like_cuda():
+    assert parse_visible_devices("3,5") == ["3", "5"]
+    assert parse_visible_devices(" 2 , 0 ") == ["2", "0"]
+    assert parse_visible_devices("1,-1,2") == ["1"]  # CUDA stops at the first invalid id
+    assert parse_visible_devices("GPU-8c1f,MIG-aa") == ["GPU-8c1f", "MIG-aa"]
+    assert parse_visible_devices("") == []
+
+
+def test_nvidia_smi_listing_is_used_when_nothing_is_set(tmp_path, monkeypatch):
+    fake = tmp_path / "bin" / "nvidia-smi"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n[ \"$1\" = -L ] || exit 9\n"
+                    "echo 'GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-aaaa)'\n"
+                    "echo '  MIG 1g.5gb     Device  0: (UUID: MIG-bbbb)'\n"
+                    "echo 'GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-cccc)'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    assert candidate_devices({}) == (["0", "1"], "nvidia-smi")
+    env: dict[str, str] = {}
+    with GpuSlot(tmp_path / "locks", environ=env) as slot:
+        assert slot.device == "0" and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert env == {}
+    # a machine without the tool has no GPU
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert candidate_devices({}) == ([], "nvidia-smi")
+
+
+def test_bad_fake_count_names_the_variable():
+    with pytest.raises(CmhashError, match="CMHASH_FAKE_GPU_COUNT='two'"):
+        candidate_devices({"CMHASH_FAKE_GPU_COUNT": "two"})
+
+
+def test_lock_folder_is_per_host_or_per_slurm_job(tmp_path):
+    assert resolve_lock_dir(tmp_path, {"SLURM_JOB_ID": "4242"}) == tmp_path / "slurm-4242"
+    assert resolve_lock_dir(tmp_path, {}).name.startswith("host-")
+    assert resolve_lock_dir(None, {"CMHASH_GPU_LOCK_DIR": str(tmp_path / "x")}).parent == tmp_path / "x"
+    assert resolve_lock_dir(None, {}).parent == Path("results/.gpu_slots")
+
+
+def test_refuses_once_cuda_is_initialised(tmp_path, monkeypatch):
+    class FakeCuda:
+        @staticmethod
+        def is_initialized() -> bool:
+            return True
+
+    class FakeTorch:
+        cuda = FakeCuda
+
+    monkeypatch.setitem(sys.modules, "torch", FakeTorch)
+    with pytest.raises(RuntimeError, match="already initialised"):
+        GpuSlot(tmp_path, environ={"CMHASH_FAKE_GPU_COUNT": "1"}).acquire()
