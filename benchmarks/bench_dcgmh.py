@@ -3,6 +3,9 @@
     bash scripts/demo.sh                                  # builds results/datasets/embedded (once)
     .venv/bin/python benchmarks/bench_dcgmh.py            # 4 rates x 3 seeds x 3 variants (sound) + paper full
     .venv/bin/python benchmarks/bench_dcgmh.py --rates 0.4 --seeds 0 1   # a reduced run
+    .venv/bin/python benchmarks/bench_dcgmh.py --rates 0.4 --csv a.csv &  # split over processes,
+    .venv/bin/python benchmarks/bench_dcgmh.py --rates 0.8 --csv b.csv    # then print one summary:
+    .venv/bin/python benchmarks/bench_dcgmh.py --summarise a.csv b.csv
 
 Each run goes through ``cmhash.train.Trainer`` exactly as a workflow cell does: ``dcgmh`` noise
 (``cmhash.noise.corrupt``) on the training rows at the given rate, seeded with the run's seed;
@@ -17,9 +20,9 @@ database codes, relevance from the clean labels, stable ties.
   (queries without a relevant item count 0: ``map_paper``) beside the skipping one
   (``map_skip``), so the denominator's share of the paper-vs-sound gap is visible.
 
-Small preset (printed with the results): both branches' hidden layer ``--hidden`` (512) wide
-instead of 4096, branch output ``--fusion-per-bit`` x bits (4 x 64 = 256) instead of 128 x bits,
-``--epochs`` (30) instead of 150 with the StepLR step scaled to ``round(100 * epochs / 150)``;
+Small preset (printed with the results): both branches' hidden layer ``--hidden`` (256) wide
+instead of 4096, branch output ``--fusion-per-bit`` x bits (2 x 64 = 128) instead of 128 x bits,
+``--epochs`` (20) instead of 150 with the StepLR step scaled to ``round(100 * epochs / 150)``;
 the MIRFlickr values otherwise (warm-up 5, lr 0.005 unless ``--lr``, alpha 1, beta 0.15,
 gamma 5, eta 1, batch 48, margin 0.7, evaluation every 5 epochs). The embedded training set has
 1,000 rows (900 under ``sound``), so an epoch is ~19-21 steps instead of MIRFlickr's ~208.
@@ -70,7 +73,7 @@ def final_diagnostics(trainer: Trainer, history: list[dict]) -> dict[str, float]
     the truth, plus the last logged estimate and AUC."""
     m = trainer.method
     out: dict[str, float] = {}
-    if m.visit_state.numel():
+    if bool((m.visit_state != -1).any()):  # a filtering variant made decisions
         flagged = (m.visit_state >= 1).cpu().numpy()
         scores = diagnostics.selection_diagnostics(
             trainer.fit_corrupted, flagged=flagged, corrected_labels=m.corrected_labels.cpu().numpy(),
@@ -117,15 +120,28 @@ def main() -> int:
     ap.add_argument("--bits", type=int, default=64)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--paper-variants", nargs="*", default=["full"], choices=VARIANTS)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--hidden", type=int, default=512)
-    ap.add_argument("--fusion-per-bit", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--fusion-per-bit", type=int, default=2)
     ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the published 0.005)")
     ap.add_argument("--diagnostics-rate", type=float, default=0.4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--csv", type=Path, default=None, help="also write every run to this CSV")
+    ap.add_argument("--summarise", type=Path, nargs="+", default=None,
+                    help="print the summary of runs saved by --csv instead of running")
     args = ap.parse_args()
+    if args.summarise:
+        runs = []
+        for path in args.summarise:
+            with open(path, newline="") as fh:
+                runs += [_parse_row(r) for r in csv.DictReader(fh)]
+        args.rates = sorted({r["rate"] for r in runs})
+        args.seeds = sorted({r["seed"] for r in runs})
+        args.variants = [v for v in VARIANTS if any(r["variant"] == v and r["protocol"] == "sound" for r in runs)]
+        args.paper_variants = [v for v in VARIANTS if any(r["variant"] == v and r["protocol"] == "paper" for r in runs)]
+        summarise(runs, args)
+        return 0
 
     torch.set_num_threads(args.threads)
     if not (args.dataset_dir / "splits.json").is_file():
@@ -153,12 +169,28 @@ def main() -> int:
                                  ("flagged_precision", "flagged_recall", "correction_accuracy", "noise_rate_estimate"))
                 print(f"  rate {rate} seed {seed} {protocol:>5} {variant:>12}: mAP {row['map']:.4f} "
                       f"({row['seconds']:.0f} s) {diag}", flush=True)
-    if args.csv:
-        keys = sorted({k for r in runs for k in r})
-        with open(args.csv, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(runs)
+                if args.csv:  # rewritten after every run, so an interrupted benchmark keeps its runs
+                    keys = sorted({k for r in runs for k in r})
+                    with open(args.csv, "w", newline="") as fh:
+                        writer = csv.DictWriter(fh, fieldnames=keys)
+                        writer.writeheader()
+                        writer.writerows(runs)
+    summarise(runs, args)
+    return 0
+
+
+def _parse_row(row: dict[str, str]) -> dict:
+    out: dict = {}
+    for key, value in row.items():
+        if value == "":
+            continue
+        out[key] = value if key in ("protocol", "variant") else (int(value) if key == "seed" else float(value))
+    return out
+
+
+def summarise(runs: list[dict], args: argparse.Namespace) -> None:
+    """Print the tables of the module docstring for ``runs``."""
+    jobs = [("sound", v) for v in args.variants] + [("paper", v) for v in args.paper_variants]
 
     def cell(protocol: str, variant: str, rate: float) -> list[dict]:
         return [r for r in runs if r["protocol"] == protocol and r["variant"] == variant and r["rate"] == rate]
@@ -166,8 +198,8 @@ def main() -> int:
     print("\nfinal mAP (mean ± std over seeds)")
     print(f"{'rate':>5} " + " ".join(f"{p[:5]}/{v}".rjust(22) for p, v in jobs))
     for rate in args.rates:
-        print(f"{rate:>5} " + " ".join(("%.4f ± %.4f" % mean_std([r["map"] for r in cell(p, v, rate)])).rjust(22)
-                                      for p, v in jobs))
+        stats = [mean_std([r["map"] for r in cell(p, v, rate)]) for p, v in jobs]
+        print(f"{rate:>5} " + " ".join(f"{m:.4f} ± {sd:.4f}".rjust(22) for m, sd in stats))
     if {"full", "no_filtering"} <= set(args.variants):
         print("\nsound: full vs no_filtering (better = mean difference > pooled std)")
         for rate in args.rates:
@@ -205,7 +237,6 @@ def main() -> int:
                   f"(denominator's share {mp - mk:+.4f})")
     if len(args.seeds) < 2:
         print("(one seed: std is 0, comparisons are indicative only)")
-    return 0
 
 
 if __name__ == "__main__":

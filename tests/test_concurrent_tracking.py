@@ -18,6 +18,8 @@ import pytest
 
 import cmhash.tracking  # noqa: F401
 
+pytestmark = pytest.mark.integration  # 8 writer processes per store and an mlflow server
+
 N_WORKERS = 8
 N_STEPS = 50  # metric steps per run (two metrics per step, one write each)
 N_PARAMS = 10

@@ -34,7 +34,10 @@ torch.set_num_threads(1)
 
 TINY = {**DCGMH.defaults, "epochs": 5, "warmup": 2, "batch_size": 32, "eval_every": 2, "image_hidden": [16],
         "text_hidden": [16], "fusion_per_bit": 2, "lr": 0.05, "oracle_noise_rate": 0.4}
-T = lambda rows: torch.tensor(rows, dtype=torch.float32)  # noqa: E731
+
+
+def T(rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float32)
 
 
 # ----------------------------------------------------------------------------- losses

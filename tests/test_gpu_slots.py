@@ -214,3 +214,48 @@ def test_refuses_once_cuda_is_initialised(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", FakeTorch)
     with pytest.raises(RuntimeError, match="already initialised"):
         GpuSlot(tmp_path, environ={"CMHASH_FAKE_GPU_COUNT": "1"}).acquire()
+
+
+TRAIN_SCRIPT = textwrap.dedent("""
+    import json, runpy, sys
+    from types import SimpleNamespace as NS
+    cfg, uri = json.loads(sys.argv[1]), sys.argv[2]
+    w = NS(dataset="tiny", method="baseline", noise_model="nrch", rate="0.5", bits="16", seed="0", protocol="sound")
+    run = "results/runs/tiny/baseline/nrch-0.5/bits16/seed0/sound"
+    sm = NS(log=["results/logs/train.log"], config=cfg, wildcards=w, threads=1, params=NS(uri=uri),
+            input=NS(dataset="results/datasets/tiny/labels.npy", noisy="results/noise/tiny/nrch-0.5/seed0/noisy_labels.npy"),
+            output=NS(record=run + "/train.json"))
+    runpy.run_path(sys.argv[3], init_globals={"snakemake": sm}, run_name="__main__")
+""")
+
+
+def test_the_training_script_trains_on_a_free_slot_and_records_it(tmp_path, monkeypatch):
+    """workflow/scripts/train.py takes a slot before torch starts; train.json and the MLflow
+    run name the device. Slot 0 is held here, so the job must take 1."""
+    import json
+
+    from cmhash.data.canonical import write_dataset
+    from cmhash.pipeline import stage_noise
+    from cmhash.tracking import find_runs
+    from tests.helpers import clustered_dataset
+
+    monkeypatch.chdir(tmp_path)
+    write_dataset("results/datasets/tiny", clustered_dataset())
+    stage_noise("results/datasets/tiny", "nrch", 0.5, 0, "results/noise/tiny/nrch-0.5/seed0")
+    cfg = {"experiment": "slots", "device": "auto", "threads": 1, "training": {"checkpoint_every": 0, "progress": False},
+           "methods": {"baseline": {"epochs": 2, "eval_every": 1, "batch_size": 32, "image_hidden": [16],
+                                    "text_hidden": [16]}}}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
+    env.update(CMHASH_FAKE_GPU_COUNT="2", PYTHONPATH=os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]))
+    with GpuSlot(environ={"CMHASH_FAKE_GPU_COUNT": "2"}) as held:  # default folder: results/.gpu_slots
+        assert held.device == "0"
+        proc = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, json.dumps(cfg), uri,
+                               str(REPO / "workflow/scripts/train.py")], env=env, capture_output=True, text=True,
+                              timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    record = json.loads((tmp_path / "results/runs/tiny/baseline/nrch-0.5/bits16/seed0/sound/train.json").read_text())
+    assert record["visible_devices"] == "1" and record["host"]
+    (run,) = find_runs(uri, "slots")
+    assert run["tags"]["visible_devices"] == "1"
+    assert "GPU slot" in (tmp_path / "results/logs/train.log").read_text()

@@ -45,6 +45,7 @@ def stage_image_features(ds_cfg: dict[str, Any], prepared: str | Path, out_npy: 
 
     corpus, _ = read_prepared(prepared)
     opts = dict(ds_cfg.get("image_features") or {})
+    opts.pop("normalize", None)  # applied when the dataset is assembled
     kind = opts.pop("kind", "vgg19")
     if kind != "vgg19":
         raise ConfigError(f"image_features.kind: unknown '{kind}'")
@@ -59,6 +60,7 @@ def stage_text_features(ds_cfg: dict[str, Any], prepared: str | Path, out_npy: s
 
     corpus, _ = read_prepared(prepared)
     opts = dict(ds_cfg.get("text_features") or {"kind": "bow"})
+    opts.pop("normalize", None)  # applied when the dataset is assembled
     kind = opts.pop("kind", "bow")
     if kind == "bow":
         if not corpus.vocabulary:
@@ -87,10 +89,15 @@ def stage_assemble(ds_cfg: dict[str, Any], out_dir: str | Path, prepared: str | 
                         seed=split.get("seed", 0))
         return
     corpus, splits = read_prepared(prepared)
-    image, text = load_npy(image_npy, ndim=2), load_npy(text_npy, ndim=2)
+    from cmhash.features.scaling import scale_features
+
+    image, image_scaling = scale_features(load_npy(image_npy, ndim=2), splits.train,
+                                          (ds_cfg.get("image_features") or {}).get("normalize", "none"))
+    text, text_scaling = scale_features(load_npy(text_npy, ndim=2), splits.train,
+                                        (ds_cfg.get("text_features") or {}).get("normalize", "none"))
     meta = {"source": ds_cfg["source"], "classes": corpus.classes, "prepared": str(prepared),
-            "image_features": load_json(Path(image_npy).with_suffix(".json")),
-            "text_features": load_json(Path(text_npy).with_suffix(".json")), **corpus.meta}
+            "image_features": {**load_json(Path(image_npy).with_suffix(".json")), **image_scaling},
+            "text_features": {**load_json(Path(text_npy).with_suffix(".json")), **text_scaling}, **corpus.meta}
     write_dataset(out_dir, Dataset(image=image, text=text, labels=corpus.labels, splits=splits, meta=meta))
 
 

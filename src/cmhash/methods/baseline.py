@@ -43,10 +43,13 @@ class DCMHBaseline(HashingMethod):
         "batch_size": 128,
         "eval_every": 5,
         "selection": "best",
-        "lr": 1e-4,  # Adam; DCMH's own SGD schedule is tied to its CNN and not reused
+        "lr": 1e-3,  # Adam; DCMH's own SGD schedule is tied to its CNN and not reused
         "weight_decay": 1e-5,
-        "gamma": 1.0,  # DCMH quantisation weight
-        "eta": 1.0,  # DCMH bit-balance weight
+        # DCMH publishes gamma = eta = 1 for its CNN trained ~500 epochs; over MLPs trained tens
+        # of epochs that pins the codes to their random initial signs (embedded set, 64 bits:
+        # mAP 0.59 at 1 against 0.70 at 0.1), so this baseline uses 0.1 for both.
+        "gamma": 0.1,  # quantisation weight
+        "eta": 0.1,  # bit-balance weight
         "image_hidden": [8192, 8192],  # NRCH/SCBCH encoder widths (METHODS.md "Networks")
         "text_hidden": [8192],
     }
@@ -70,8 +73,11 @@ class DCMHBaseline(HashingMethod):
         f, g = codes["image"], codes["text"]
         s = pairwise_similarity(batch.labels, batch.labels)
         likelihood = pairwise_likelihood_loss(f, g, s)
+        # DCMH Eq. 3 sums the likelihood over all n^2 pairs and the other terms over rows;
+        # dividing the whole objective by the number of pairs keeps their published balance.
+        n_pairs = f.shape[0] ** 2
         b = torch.sign(f + g).detach()
-        quant = ((b - f) ** 2).mean() + ((b - g) ** 2).mean()
-        balance = ((f.sum(0) + g.sum(0)) ** 2).mean() / f.shape[0] ** 2
+        quant = (((b - f) ** 2).sum() + ((b - g) ** 2).sum()) / n_pairs
+        balance = ((f.sum(0) + g.sum(0)) ** 2).sum() / n_pairs
         total = likelihood + self.hp["gamma"] * quant + self.hp["eta"] * balance
         return total, {"likelihood": likelihood.item(), "quantisation": quant.item(), "balance": balance.item()}

@@ -145,7 +145,7 @@ def centre_separation_loss(centres: torch.Tensor) -> torch.Tensor:
     d = torch.cdist(centres, centres, p=2, compute_mode="donot_use_mm_for_euclid_dist") / bits
     upper = torch.triu(d, diagonal=1)
     off = torch.triu(torch.ones(k, k, dtype=torch.bool, device=centres.device), diagonal=1)
-    return -upper.mean() - d[off].min()
+    return -upper.mean() - d[off].min()  # published quirk: mean over K*K entries, not the K(K-1)/2 pairs
 
 
 def quantisation_loss(h: torch.Tensor) -> torch.Tensor:
@@ -214,7 +214,7 @@ def augmentation_contrastive_loss(h_aug: torch.Tensor, h: torch.Tensor, margin: 
     the second mean divides by all ``B*B`` entries (diagonal zeroed), as published."""
     s = F.normalize(h_aug, dim=1) @ F.normalize(h, dim=1).T
     off = ~torch.eye(s.shape[0], dtype=torch.bool, device=s.device)
-    return (1 - torch.diagonal(s)).mean() + (F.relu(s - margin) * off).mean()
+    return (1 - torch.diagonal(s)).mean() + (F.relu(s - margin) * off).mean()  # quirk: / B*B, not B(B-1)
 
 
 def augment_image(x: torch.Tensor) -> torch.Tensor:
@@ -365,7 +365,7 @@ class DCGMH(HashingMethod):
     def _allocate(self, n: int, device: torch.device) -> None:
         """Fresh per-row state: random-normal profiles (published), nothing flagged or corrected."""
         c = self.n_classes
-        self.profiles = torch.randn(n, c).to(device)
+        self.profiles = torch.randn(n, c).to(device)  # published quirk: unvisited rows hold random profiles
         self.flagged = torch.zeros(n, dtype=torch.bool, device=device)
         self.visit_state = torch.full((n,), UNSEEN, dtype=torch.int8, device=device)
         self.corrected_labels = torch.full((n, c), float("nan"), device=device)
