@@ -17,7 +17,7 @@ def demo():
 
 
 def test_shipped_configs_are_valid():
-    for name in ("demo.yaml", "config.yaml", "test.yaml"):
+    for name in ("demo.yaml", "config.yaml", "test.yaml", "wikipedia.yaml"):
         load_and_check(REPO / "config" / name)
 
 
