@@ -22,6 +22,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 TOOLS = ("sbatch", "srun", "sacct", "squeue", "scontrol", "sinfo", "sacctmgr", "sshare", "scancel")
@@ -133,9 +134,11 @@ def sbatch(argv: list[str]) -> int:
             env.update(SLURM_GPUS=gpus, CUDA_VISIBLE_DEVICES="0")
         out = opts.get("--output", f"slurm-{job_id}.out").replace("%j", str(job_id))
         Path(out).parent.mkdir(parents=True, exist_ok=True)
+        record["started"] = time.time()
         with open(out, "w") as log:
             rc = subprocess.run(["/bin/sh", "-c", script], cwd=opts.get("-D") or None, env=env, stdout=log,
-                                stderr=subprocess.STDOUT).returncode
+                                stderr=subprocess.STDOUT, check=False).returncode
+        record["ended"] = time.time()
         record["state"] = "COMPLETED" if rc == 0 else "FAILED"
         record["exit_code"] = rc
     job_file.write_text(json.dumps(record))
@@ -182,8 +185,8 @@ def srun(argv: list[str]) -> int:
         i += 1
     command = argv[i:]
     if command == ["sh", "-s"]:
-        return subprocess.run(["/bin/sh", "-s"], stdin=sys.stdin).returncode
-    return subprocess.run(command).returncode
+        return subprocess.run(["/bin/sh", "-s"], stdin=sys.stdin, check=False).returncode
+    return subprocess.run(command, check=False).returncode
 
 
 def main() -> int:

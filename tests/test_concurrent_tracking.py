@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import mlflow  # noqa: F401  imported once here, inherited by the forked writers
+import mlflow
 import pytest
 
 import cmhash.tracking  # noqa: F401
@@ -69,8 +69,6 @@ def run_concurrently(uri: str) -> tuple[list[tuple[int, str | None, bool, int]],
 
 
 def stored_runs(uri: str) -> dict[str, dict]:
-    import mlflow
-
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name(EXPERIMENT)
     out = {}
@@ -116,18 +114,18 @@ def _free_port() -> int:
 @pytest.fixture
 def mlflow_server(tmp_path):
     """A local ``mlflow server`` on a free port, stopped (its whole process group) afterwards."""
-    port = _free_port()
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-                             "--artifacts-destination", str(tmp_path / "artifacts")],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    port, log_path = _free_port(), tmp_path / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                                 "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                                 "--artifacts-destination", str(tmp_path / "artifacts")],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 180  # bounded wait for the server to answer
     try:
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"mlflow server exited: {(tmp_path / 'server.log').read_text()[-3000:]}")
+                raise AssertionError(f"mlflow server exited: {log_path.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=5) as resp:
                     if resp.status == 200:
@@ -135,7 +133,7 @@ def mlflow_server(tmp_path):
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"mlflow server not up after 180 s: {(tmp_path / 'server.log').read_text()[-3000:]}")
+                raise AssertionError(f"mlflow server not up after 180 s: {log_path.read_text()[-3000:]}")
             time.sleep(0.5)
         yield url
     finally:
@@ -146,7 +144,6 @@ def mlflow_server(tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
-        log.close()
 
 
 def test_concurrent_writers_through_an_mlflow_server_lose_nothing(mlflow_server, tmp_path):

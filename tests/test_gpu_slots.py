@@ -7,6 +7,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from pathlib import Path
@@ -14,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from cmhash.errors import CmhashError
-from cmhash.gpu_slots import GpuSlot, GpuSlotTimeout, candidate_devices, parse_visible_devices, resolve_lock_dir
+from cmhash.gpu_slots import (
+    GpuSlot,
+    GpuSlotTimeout,
+    candidate_devices,
+    parse_visible_devices,
+    resolve_lock_dir,
+)
 from tests.helpers import REPO
 
 HOLDER = textwrap.dedent("""
@@ -200,6 +207,8 @@ def test_lock_folder_is_per_host_or_per_slurm_job(tmp_path):
     assert resolve_lock_dir(tmp_path, {}).name.startswith("host-")
     assert resolve_lock_dir(None, {"CMHASH_GPU_LOCK_DIR": str(tmp_path / "x")}).parent == tmp_path / "x"
     assert resolve_lock_dir(None, {}).parent == Path("results/.gpu_slots")
+    # a SLURM job's slots are its own: node-local, not on the shared file system
+    assert resolve_lock_dir(None, {"SLURM_JOB_ID": "7"}) == Path(tempfile.gettempdir()) / "cmhash-gpu-slots/slurm-7"
 
 
 def test_refuses_once_cuda_is_initialised(tmp_path, monkeypatch):
@@ -246,13 +255,14 @@ def test_the_training_script_trains_on_a_free_slot_and_records_it(tmp_path, monk
            "methods": {"baseline": {"epochs": 2, "eval_every": 1, "batch_size": 32, "image_hidden": [16],
                                     "text_hidden": [16]}}}
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "MLFLOW_TRACKING_URI")}
     env.update(CMHASH_FAKE_GPU_COUNT="2", PYTHONPATH=os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]))
     with GpuSlot(environ={"CMHASH_FAKE_GPU_COUNT": "2"}) as held:  # default folder: results/.gpu_slots
         assert held.device == "0"
         proc = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, json.dumps(cfg), uri,
                                str(REPO / "workflow/scripts/train.py")], env=env, capture_output=True, text=True,
-                              timeout=300)
+                              timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     record = json.loads((tmp_path / "results/runs/tiny/baseline/nrch-0.5/bits16/seed0/sound/train.json").read_text())
     assert record["visible_devices"] == "1" and record["host"]

@@ -19,8 +19,8 @@ from cmhash.data.canonical import write_dataset
 from cmhash.pipeline import stage_noise
 from tests.helpers import REPO, clustered_dataset
 
-EPOCHS = 10
-BLOCK_AT = 6  # the process trains epochs 0-5, saves checkpoints up to next_epoch=5, then is killed before saving 6
+EPOCHS = 8
+BLOCK_AT = 5  # the process trains epochs 0-4, saves checkpoints up to next_epoch=4, then is killed before saving 5
 
 CFG = {
     "experiment": "resume-kill", "device": "cpu", "threads": 1,
@@ -69,6 +69,7 @@ def train(root: Path, out: Path, uri: str, block: int = 0) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")
     env.pop("BLOCK_AT", None)
+    env.pop("MLFLOW_TRACKING_URI", None)  # mlflow.set_tracking_uri in an earlier test may have set it
     if block:
         env["BLOCK_AT"] = str(block)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,9 +82,12 @@ def finish(proc: subprocess.Popen) -> None:
     assert proc.returncode == 0, output[-4000:]
 
 
-def test_killed_and_restarted_training_equals_an_uninterrupted_run(prepared):
+def test_killed_and_restarted_training_equals_an_uninterrupted_run(prepared, monkeypatch):
     from cmhash.pipeline import stage_evaluate
     from cmhash.tracking import find_runs
+
+    # stage_evaluate prefers MLFLOW_TRACKING_URI; mlflow.set_tracking_uri (earlier tests) sets it
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     root = prepared
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -119,6 +123,8 @@ def test_killed_and_restarted_training_equals_an_uninterrupted_run(prepared):
     metrics = [stage_evaluate(cfg, root / "dataset", d) for d in (interrupted, whole)]
     assert metrics[0]["directions"] == metrics[1]["directions"]
     # the restarted job reopened its MLflow run instead of starting a second one
-    runs = find_runs(uri, CFG["experiment"])
-    assert len(runs) == 2
-    assert {r["run_id"] for r in runs} == {record["mlflow_run_id"], reference["mlflow_run_id"]}
+    runs = {r["run_id"]: r for r in find_runs(uri, CFG["experiment"])}
+    assert set(runs) == {record["mlflow_run_id"], reference["mlflow_run_id"]}
+    for r in runs.values():  # each got its final metrics from the evaluation
+        assert r["status"] == "FINISHED" and "i2t/map" in r["metrics"]
+    assert runs[record["mlflow_run_id"]]["metrics"]["i2t/map"] == runs[reference["mlflow_run_id"]]["metrics"]["i2t/map"]

@@ -17,10 +17,12 @@ Devices to choose from, in order of precedence:
 No device -> a no-op: the job trains on the CPU.
 
 The lock directory is ``lock_dir`` (argument), else ``$CMHASH_GPU_LOCK_DIR``, else
-``results/.gpu_slots``; inside it a sub-folder per host (``host-<name>``), or per SLURM job
-(``slurm-<SLURM_JOB_ID>``) inside a SLURM allocation, whose GPUs belong to that job alone
-(with cgroup-constrained devices every job sees its GPU as ``0``, so jobs must not compete
-across allocations for a slot of that name).
+``results/.gpu_slots`` (inside a SLURM job: the node's temporary folder); inside it a
+sub-folder per host (``host-<name>``), or per SLURM job (``slurm-<SLURM_JOB_ID>``) inside a
+SLURM allocation, whose GPUs belong to that job alone (with cgroup-constrained devices every
+job sees its GPU as ``0``, so jobs must not compete across allocations for a slot of that
+name). Keep the folder on a local disk: ``flock`` on a network file system is emulated and
+may outlive a dead client.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -74,7 +77,7 @@ def nvidia_smi_devices(timeout_s: float = 20.0) -> list[str]:
     """Indices of the GPUs ``nvidia-smi -L`` lists (``GPU 0: ...`` lines); ``[]`` when the tool
     is missing or fails (a machine without NVIDIA GPUs)."""
     try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=timeout_s)
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=timeout_s, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         log.debug("nvidia-smi unavailable (%s): no GPU slots", exc)
         return []
@@ -106,8 +109,9 @@ def resolve_lock_dir(lock_dir: str | os.PathLike | None = None,
                      environ: MutableMapping[str, str] | None = None) -> Path:
     """The folder holding this host's (or this SLURM job's) slot files."""
     env = os.environ if environ is None else environ
-    base = Path(lock_dir if lock_dir is not None else env.get(ENV_LOCK_DIR) or DEFAULT_LOCK_DIR)
     job = env.get("SLURM_JOB_ID")
+    default = Path(tempfile.gettempdir()) / "cmhash-gpu-slots" if job else Path(DEFAULT_LOCK_DIR)
+    base = Path(lock_dir) if lock_dir is not None else Path(env[ENV_LOCK_DIR]) if env.get(ENV_LOCK_DIR) else default
     scope = f"slurm-{job}" if job else f"host-{socket.gethostname()}"
     return base / _safe_name(scope)
 
@@ -248,5 +252,5 @@ def _refuse_if_cuda_initialised() -> None:
                            "the GPU. Take the GPU slot before any torch.cuda call.")
 
 
-__all__ = ["GpuSlot", "GpuSlotTimeout", "candidate_devices", "parse_visible_devices", "nvidia_smi_devices",
+__all__ = ["GpuSlot", "GpuSlotTimeout", "candidate_devices", "nvidia_smi_devices", "parse_visible_devices",
            "resolve_lock_dir"]
