@@ -1,12 +1,17 @@
-"""VGG19 fc7 features of a prepared dataset's images."""
+"""VGG19 fc7 features of a prepared dataset's images, on a GPU of its own when there are GPUs
+(the slot is taken before torch is imported; see cmhash.gpu_slots)."""
+from contextlib import nullcontext
 from pathlib import Path
 
-import torch
-
+from cmhash.gpu_slots import GpuSlot
 from cmhash.logs import setup_logging
-from cmhash.pipeline import stage_image_features
 
-setup_logging(snakemake.log[0])  # noqa: F821
-torch.set_num_threads(snakemake.threads)  # noqa: F821
-stage_image_features(snakemake.params.cfg, Path(snakemake.input.prepared).parent,  # noqa: F821
-                     snakemake.output.npy, device=snakemake.params.device)  # noqa: F821
+sm = snakemake  # noqa: F821
+setup_logging(sm.log[0])
+with GpuSlot() if sm.params.device != "cpu" else nullcontext():
+    import torch
+
+    from cmhash.pipeline import stage_image_features
+
+    torch.set_num_threads(sm.threads)
+    stage_image_features(sm.params.cfg, Path(sm.input.prepared).parent, sm.output.npy, device=sm.params.device)
