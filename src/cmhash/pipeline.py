@@ -36,7 +36,7 @@ def stage_prepare(ds_cfg: dict[str, Any], raw_dir: str | Path, out_dir: str | Pa
         if key not in split:
             raise ConfigError(f"datasets.<name>.split.{key}: required for raw source '{ds_cfg['source']}'")
     prepare_raw(ds_cfg["source"], raw_dir, out_dir, n_query=split["n_query"], n_train=split["n_train"],
-                n_validation=split.get("n_validation", 0), seed=split.get("seed", 0))
+                n_validation=split.get("n_validation", 0), seed=split.get("seed", 0), options=ds_cfg.get("options"))
 
 
 def stage_image_features(ds_cfg: dict[str, Any], prepared: str | Path, out_npy: str | Path, device: str = "auto",
@@ -86,7 +86,7 @@ def stage_assemble(ds_cfg: dict[str, Any], out_dir: str | Path, prepared: str | 
         if not ds_cfg.get("path"):
             raise ConfigError(f"datasets.<name>.path: required for feature source '{ds_cfg['source']}'")
         import_features(ds_cfg["source"], ds_cfg["path"], out_dir, n_validation=split.get("n_validation", 0),
-                        seed=split.get("seed", 0))
+                        seed=split.get("seed", 0), options=ds_cfg.get("options"))
         return
     corpus, splits = read_prepared(prepared)
     from cmhash.features.scaling import scale_features

@@ -51,6 +51,8 @@ def raw_input(wildcards):
     cfg = config["datasets"][wildcards.dataset]
     if cfg["source"] == "embedded":
         return f"results/raw/{wildcards.dataset}"
+    if cfg.get("download"):
+        return f"results/downloads/{wildcards.dataset}"
     if not cfg.get("raw_dir"):
         raise ValueError(f"datasets.{wildcards.dataset}.raw_dir: required for source '{cfg['source']}'")
     return cfg["raw_dir"]

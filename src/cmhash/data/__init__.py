@@ -10,8 +10,17 @@ Registered sources:
 
 * ``embedded`` (raw): the seeded MIRFlickr-layout generator (:attr:`SourceSpec.generate`,
   :func:`cmhash.data.embedded.generate_embedded`) read back by the MIRFlickr parser;
-* ``mirflickr25k`` (raw): the MIRFlickr parser on a user-provided extracted archive;
-* ``wikipedia`` (features): the published Wikipedia benchmark features.
+* ``mirflickr25k`` (raw): the MIRFlickr parser on the extracted archives;
+* ``mscoco2014`` (raw): MS-COCO 2014 train+val, 80 categories, captions (:mod:`cmhash.data.coco`);
+* ``nuswide_tc21`` / ``nuswide_tc21_clean`` (raw): NUS-WIDE-TC21, the two published cleanings
+  (non-empty labels: 195,834 rows; non-empty labels and tags: 190,421) (:mod:`cmhash.data.nuswide`);
+* ``iapr_tc12`` (raw): IAPR TC-12 with the SAIAPR region labels, 255 classes (:mod:`cmhash.data.iapr`);
+* ``wikipedia`` (features): the published Wikipedia benchmark features;
+* ``mirflickr25k_ucch``, ``nuswide_tc21_ucch``, ``iapr_tc12_ucch``, ``mscoco_ucch`` (features):
+  the UCCH feature files NRCH/SCBCH train on; ``mirflickr25k_dcgmh``, ``nuswide_dcgmh``,
+  ``mscoco_dcgmh`` (features): DCGMH's ``*_cnn_twt.mat`` (:mod:`cmhash.data.published`).
+
+Where the raw sources are published, and how to fetch them: :mod:`cmhash.data.sources_catalog`.
 """
 from __future__ import annotations
 
@@ -23,9 +32,20 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from cmhash.data.canonical import Dataset, RawCorpus, Splits, paper_splits, write_dataset, write_prepared
+from cmhash.data import published
+from cmhash.data.canonical import (
+    Dataset,
+    RawCorpus,
+    Splits,
+    paper_splits,
+    write_dataset,
+    write_prepared,
+)
+from cmhash.data.coco import parse_coco
 from cmhash.data.embedded import generate_embedded
+from cmhash.data.iapr import parse_iapr
 from cmhash.data.mirflickr import parse_mirflickr
+from cmhash.data.nuswide import parse_nuswide
 from cmhash.data.wikipedia import import_wikipedia
 from cmhash.errors import ConfigError
 
@@ -56,9 +76,44 @@ SOURCES: Mapping[str, SourceSpec] = MappingProxyType({
     "mirflickr25k": SourceSpec(
         name="mirflickr25k", kind="raw", load=functools.partial(parse_mirflickr, source="mirflickr25k"),
         description="MIRFlickr-25K: extracted mirflickr25k.zip + mirflickr25k_annotations_v080.zip"),
+    "mscoco2014": SourceSpec(
+        name="mscoco2014", kind="raw", load=functools.partial(parse_coco, source="mscoco2014"),
+        description="MS-COCO 2014: extracted train2014.zip + val2014.zip + annotations_trainval2014.zip"),
+    "nuswide_tc21": SourceSpec(
+        name="nuswide_tc21", kind="raw",
+        load=functools.partial(parse_nuswide, source="nuswide_tc21", cleaning="labels"),
+        description="NUS-WIDE-TC21, rows with a label (DCMH's 195,834): extracted lists/tags/groundtruth + images"),
+    "nuswide_tc21_clean": SourceSpec(
+        name="nuswide_tc21_clean", kind="raw",
+        load=functools.partial(parse_nuswide, source="nuswide_tc21_clean", cleaning="labels_and_tags"),
+        description="NUS-WIDE-TC21, rows with a label and a tag (UCCH/NRCH's 190,421)"),
+    "iapr_tc12": SourceSpec(
+        name="iapr_tc12", kind="raw", load=functools.partial(parse_iapr, source="iapr_tc12"),
+        description="IAPR TC-12 (iaprtc12.tgz) with the SAIAPR TC-12 region labels (255 classes)"),
     "wikipedia": SourceSpec(
         name="wikipedia", kind="features", load=import_wikipedia,
         description="Wikipedia benchmark: published SIFT/LDA features (raw_features.mat + .list files)"),
+    "mirflickr25k_ucch": SourceSpec(
+        name="mirflickr25k_ucch", kind="features", load=published.import_mirflickr25k_ucch,
+        description="MIRFlickr-25K published features: mirflickr25k-{iall-vgg,yall,lall}.mat (UCCH/NRCH)"),
+    "nuswide_tc21_ucch": SourceSpec(
+        name="nuswide_tc21_ucch", kind="features", load=published.import_nuswide_tc21_ucch,
+        description="NUS-WIDE-TC21 published features: nus-wide-tc21-{xall-vgg,yall,lall}-clean.mat (UCCH/NRCH)"),
+    "iapr_tc12_ucch": SourceSpec(
+        name="iapr_tc12_ucch", kind="features", load=published.import_iapr_rand,
+        description="IAPR TC-12 published features: iapr-tc12-rand.mat (UCCH/NRCH)"),
+    "mscoco_ucch": SourceSpec(
+        name="mscoco_ucch", kind="features", load=published.import_coco_doc2vec,
+        description="MS-COCO published features: MSCOCO_deep_doc2vec_data.h5py (UCCH/NRCH)"),
+    "mirflickr25k_dcgmh": SourceSpec(
+        name="mirflickr25k_dcgmh", kind="features", load=published.import_mirflickr25k_dcgmh,
+        description="MIRFlickr-25K, DCGMH's mir_cnn_twt.mat (own train/query/database split)"),
+    "nuswide_dcgmh": SourceSpec(
+        name="nuswide_dcgmh", kind="features", load=published.import_nuswide_dcgmh,
+        description="NUS-WIDE, DCGMH's nus_cnn_twt.mat (own train/query/database split)"),
+    "mscoco_dcgmh": SourceSpec(
+        name="mscoco_dcgmh", kind="features", load=published.import_mscoco_dcgmh,
+        description="MS-COCO, DCGMH's coco_cnn_twt.mat (own train/query/database split)"),
 })
 
 
@@ -80,11 +135,13 @@ def get_source(name: str, kind: SourceKind | None = None) -> SourceSpec:
 
 
 def prepare_raw(source: str, raw_dir: str | os.PathLike, out_dir: str | os.PathLike, n_query: int,
-                n_train: int, n_validation: int, seed: int) -> tuple[RawCorpus, Splits]:
+                n_train: int, n_validation: int, seed: int,
+                options: Mapping[str, Any] | None = None) -> tuple[RawCorpus, Splits]:
     """Parse ``raw_dir`` with the raw source ``source`` and write the prepared folder
-    ``out_dir`` with the paper splits (METHODS.md, "Splits"; :func:`canonical.paper_splits`)."""
+    ``out_dir`` with the paper splits (METHODS.md, "Splits"; :func:`canonical.paper_splits`).
+    ``options`` are passed to the parser as keyword arguments (e.g. NUS-WIDE's ``image_dir``)."""
     spec = get_source(source, "raw")
-    corpus: RawCorpus = spec.load(raw_dir)
+    corpus: RawCorpus = spec.load(raw_dir, **_checked_options(source, spec, options))
     splits = paper_splits(corpus.labels.shape[0], n_query, n_train, seed, n_validation)
     corpus.meta = dict(corpus.meta, source=source,
                        splits={"protocol": "paper_splits", "n_query": int(n_query), "n_train": int(n_train),
@@ -94,13 +151,32 @@ def prepare_raw(source: str, raw_dir: str | os.PathLike, out_dir: str | os.PathL
 
 
 def import_features(source: str, path: str | os.PathLike, out_dir: str | os.PathLike,
-                    n_validation: int, seed: int) -> Dataset:
+                    n_validation: int, seed: int, options: Mapping[str, Any] | None = None) -> Dataset:
     """Import the published features of ``source`` from ``path`` and write the dataset folder
-    ``out_dir`` (:func:`canonical.write_dataset`)."""
+    ``out_dir`` (:func:`canonical.write_dataset`). ``options`` go to the importer as keyword
+    arguments (e.g. ``n_query``/``n_train`` of a positional split)."""
     spec = get_source(source, "features")
-    dataset: Dataset = spec.load(path, n_validation, seed)
+    dataset: Dataset = spec.load(path, n_validation, seed, **_checked_options(source, spec, options))
     write_dataset(out_dir, dataset)
     return dataset
+
+
+def _checked_options(source: str, spec: SourceSpec, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` as keyword arguments, ConfigError naming any the loader does not take."""
+    if not options:
+        return {}
+    import inspect
+
+    target = spec.load.func if isinstance(spec.load, functools.partial) else spec.load
+    params = inspect.signature(target).parameters
+    fixed = set(spec.load.keywords) if isinstance(spec.load, functools.partial) else set()
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        allowed = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY} - fixed
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise ConfigError(f"datasets.<name>.options: {unknown} not accepted by source {source!r} "
+                              f"(it takes: {', '.join(sorted(allowed)) or 'none'})")
+    return dict(options)
 
 
 __all__ = ["SourceSpec", "SOURCES", "known_sources", "get_source", "prepare_raw", "import_features"]
