@@ -124,3 +124,16 @@ def test_bad_inputs_are_named():
         Trainer(ds, np.zeros((3, ds.n_classes), np.uint8), np.zeros(ds.splits.train.size, bool), settings)
     with pytest.raises(ConfigError, match="protocol 'oracle'"):
         TrainSettings(method="baseline", hp=HP, bits=16, protocol="oracle", seed=0)
+
+
+def test_finished_or_foreign_checkpoint_is_not_resumed(tmp_path):
+    ckpt = tmp_path / "c.pt"
+    first = make(ckpt=ckpt)[2].run()
+    again = make(ckpt=ckpt)[2]
+    assert again.resumable_checkpoint() is None  # a finished run: a re-run trains afresh
+    assert again.run().resumed_from is None
+    # an interrupted checkpoint of another configuration is not resumed either
+    _, _, other = make(ckpt=ckpt, hp={**HP, "lr": 5e-4})
+    other._save_checkpoint(2, {"history": [], "best_score": 0.0, "best_epoch": 0, "best_state": None})
+    assert make(ckpt=ckpt)[2].resumable_checkpoint() is None
+    assert first.resumed_from is None

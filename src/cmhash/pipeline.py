@@ -158,8 +158,11 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
                 "experiment": cfg["experiment"], "git_commit": git_commit()}
     save_json(out / "config.json", resolved)
 
+    trainer = Trainer(dataset, noisy, corrupted, settings, checkpoint_path=out / "checkpoint.pt")
     run_file = out / "mlflow_run.json"
-    previous = load_json(run_file).get("run_id") if run_file.is_file() else None
+    resuming = trainer.resumable_checkpoint() is not None
+    # A resumed job continues its MLflow run; a fresh one (first or forced re-run) opens a new run.
+    previous = load_json(run_file).get("run_id") if resuming and run_file.is_file() else None
     tracker = None
     if tracking_uri:
         tracker = RunTracker(tracking_uri, cfg["experiment"], run_name=_run_name(cell), run_id=previous)
@@ -171,8 +174,8 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
         if tracker.run_id:
             save_json(run_file, {"run_id": tracker.run_id, "tracking_uri": tracking_uri})
 
-    trainer = Trainer(dataset, noisy, corrupted, settings, checkpoint_path=out / "checkpoint.pt",
-                      log_metrics=tracker.log_metrics if tracker else None)
+    if tracker:
+        trainer.log_metrics = tracker.log_metrics
     result = trainer.run()
     for name, codes in result.codes.items():
         save_npy(out / "codes" / f"{name}.npy", codes)

@@ -12,6 +12,9 @@ Protocols (DESIGN.md, "Protocols"):
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from cmhash.io import atomic_path
 from cmhash.methods import Batch, HashingMethod, TrainView, get_method
 
 PROTOCOLS = ("paper", "sound")
+log = logging.getLogger("cmhash")
 MetricLogger = Callable[[dict[str, float], int], None]
 
 
@@ -92,6 +96,7 @@ class Trainer:
             raise DataError(f"corruption mask of shape {corrupted.shape} does not match {splits.train.size} training rows")
         self.dataset, self.settings = dataset, settings
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self._checkpoint: dict[str, Any] | None = None
         self.log_metrics = log_metrics or (lambda metrics, step: None)
         self.device = resolve_device(settings.device)
         hp = settings.hp
@@ -151,10 +156,42 @@ class Trainer:
         return out
 
     # -- checkpoints --------------------------------------------------------------------
-    def _save_checkpoint(self, next_epoch: int, state: dict[str, Any]) -> None:
+    @property
+    def fingerprint(self) -> str:
+        """What a checkpoint must match to be resumed: the method, its hyper-parameters, the
+        cell and the data's shape. A checkpoint of another configuration is never resumed."""
+        s, ds = self.settings, self.dataset
+        key = {"method": s.method, "hp": s.hp, "bits": s.bits, "protocol": s.protocol, "seed": s.seed,
+               "ties": s.ties, "denominator": s.denominator, "rows": len(self.view), "classes": ds.n_classes,
+               "dims": [int(ds.image.shape[1]), int(ds.text.shape[1])]}
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+    def resumable_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint of an interrupted run of this very configuration, if there is one.
+
+        A checkpoint of a finished run (``complete``) or of another configuration is ignored
+        with a warning, so re-running a cell (e.g. ``--forcerun``) trains it afresh."""
+        if self._checkpoint is not None:
+            return self._checkpoint
+        if self.checkpoint_path is None or not self.checkpoint_path.is_file():
+            return None
+        try:
+            payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        except Exception as exc:  # a corrupt checkpoint must not be trusted
+            raise DataError(f"{self.checkpoint_path}: unreadable checkpoint ({exc}); delete it to train from scratch") from exc
+        if payload.get("complete") or payload.get("fingerprint") != self.fingerprint:
+            log.warning("%s: %s; training from scratch", self.checkpoint_path,
+                        "from a finished run" if payload.get("complete") else "from another configuration")
+            return None
+        self._checkpoint = payload
+        return payload
+
+    def _save_checkpoint(self, next_epoch: int, state: dict[str, Any], complete: bool = False) -> None:
         if self.checkpoint_path is None:
             return
         payload = {
+            "fingerprint": self.fingerprint,
+            "complete": complete,
             "next_epoch": next_epoch,
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -169,12 +206,9 @@ class Trainer:
             torch.save(payload, tmp)
 
     def _load_checkpoint(self) -> dict[str, Any] | None:
-        if self.checkpoint_path is None or not self.checkpoint_path.is_file():
+        payload = self.resumable_checkpoint()
+        if payload is None:
             return None
-        try:
-            payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        except Exception as exc:  # a corrupt checkpoint must not be trusted
-            raise DataError(f"{self.checkpoint_path}: unreadable checkpoint ({exc}); delete it to train from scratch") from exc
         self.method.load_state_dict(payload["method"])
         self.optimizer.load_state_dict(payload["optimizer"])
         if self.scheduler is not None and payload["scheduler"] is not None:
@@ -273,7 +307,7 @@ class Trainer:
         for split, rows in (("query", ds.splits.query), ("database", ds.splits.database)):
             for key, value in self._encode_rows(rows).items():
                 codes[f"{split}_{key}"] = to_codes(value)
-        self._save_checkpoint(epochs, state)
+        self._save_checkpoint(epochs, state, complete=True)
         return TrainResult(codes=codes, history=state["history"], selected_epoch=int(selected),
                            selection_score=float(state["best_score"]) if hp["selection"] == "best" else float("nan"),
                            wall_seconds=time.perf_counter() - start, device=str(self.device),
