@@ -45,3 +45,24 @@ def test_figure_written(tmp_path):
     map_vs_noise(results_fixture(), tmp_path / "f.pdf", tmp_path / "f.png", bits=64)
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_delta_to_published_numbers():
+    from cmhash.report.published import MISSING, delta_latex, delta_table, load_published
+    from tests.helpers import REPO
+
+    published = load_published(REPO / "config" / "published_results.csv")
+    results = results_fixture()
+    delta = delta_table(results, published, {"mirflickr25k": "mirflickr25k"})
+    nrch = delta[(delta.method == "nrch") & (delta.rate == 0.2) & (delta.bits == 64)].iloc[0]
+    row = published[(published.method == "NRCH") & (published.dataset == "mirflickr25k") & (published.direction == "i2t")
+                    & (published.noise == 0.2) & (published.bits == 64)].iloc[0]
+    assert nrch.published == row["map"] and abs(nrch.delta - (nrch.ours - row["map"])) < 1e-12
+    assert "NRCH" in nrch.source
+    # no SCBCH row in the published table: kept and marked, not dropped
+    scbch = delta[delta.method == "scbch"]
+    assert len(scbch) == 4 and scbch.published.isna().all() and (scbch.source == MISSING).all()
+    # a dataset without a published counterpart (the demo's) marks every cell
+    demo = delta_table(results.assign(dataset="embedded"), published, {"embedded": "embedded"})
+    assert demo.published.isna().all()
+    assert delta_latex(demo).count("& -- & --") == len(demo)

@@ -87,4 +87,5 @@ def report_outputs():
         "results/report/tables.tex",
         "results/report/map_vs_noise.pdf",
         "results/report/map_vs_noise.png",
+        "results/report/delta_published.csv",
     ]
