@@ -22,12 +22,37 @@ def test_shipped_configs_are_valid():
 
 
 def test_grid_expands_to_every_cell(demo):
-    g = demo["grid"]
-    expected = (len(g["datasets"]) * len(g["methods"]) * len(g["noise_models"]) * len(g["noise_rates"])
-                * len(g["bits"]) * len(g["seeds"]) * len(g["protocols"]))
-    all_cells = cells(demo)
-    assert len(all_cells) == expected == len(set(all_cells))
+    g = {"datasets": ["embedded"], "methods": ["baseline", "nrch"], "noise_models": ["nrch"],
+         "noise_rates": [0.2, 0.5], "bits": [16, 64], "seeds": [0, 1], "protocols": ["sound", "paper"]}
+    cfg = {**demo, "grid": g}
+    all_cells = cells(cfg)
+    assert len(all_cells) == 1 * 2 * 1 * 2 * 2 * 2 * 2 == len(set(all_cells))
     assert all_cells[0].run_dir.startswith("results/runs/embedded/baseline/nrch-0.2/bits16/seed0/")
+
+
+def test_also_grids_take_missing_axes_from_the_grid_and_add_each_cell_once(demo):
+    g = {"datasets": ["embedded"], "methods": ["baseline"], "noise_models": ["nrch"], "noise_rates": [0.2, 0.5],
+         "bits": [64], "seeds": [0], "protocols": ["sound"],
+         "also": [{"methods": ["dcgmh"], "noise_models": ["dcgmh"], "noise_rates": [0.4]},
+                  {"methods": ["baseline"], "noise_rates": [0.5, 0.8]}]}
+    cfg = {**demo, "grid": g}
+    validate_schema(cfg)
+    check_config(cfg)
+    got = [(c.method, c.noise_model, c.rate) for c in cells(cfg)]
+    assert got == [("baseline", "nrch", 0.2), ("baseline", "nrch", 0.5), ("dcgmh", "dcgmh", 0.4),
+                   ("baseline", "nrch", 0.8)]
+    assert all(c.bits == 64 and c.protocol == "sound" for c in cells(cfg))
+
+
+def test_also_grids_are_checked_and_named_in_errors(demo):
+    cfg = copy.deepcopy(demo)
+    cfg["grid"]["also"] = [{"method": ["nrch"]}]
+    with pytest.raises(ConfigError, match="'grid.also.0'"):
+        validate_schema(cfg)
+    cfg["grid"]["also"] = [{"methods": ["nrhc"]}]
+    validate_schema(cfg)
+    with pytest.raises(ConfigError, match=r"grid\.also\.0\.methods: unknown method 'nrhc'"):
+        check_config(cfg)
 
 
 @pytest.mark.parametrize("path, value, key", [

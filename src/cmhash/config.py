@@ -81,27 +81,29 @@ def check_config(cfg: dict[str, Any]) -> None:
     from cmhash.methods import METHODS, resolve_hparams
     from cmhash.noise import known_noise_models
 
-    grid = cfg["grid"]
-    for name in grid["datasets"]:
-        if name not in cfg["datasets"]:
-            raise ConfigError(f"grid.datasets: '{name}' has no entry under datasets (known: {sorted(cfg['datasets'])})")
     for name, ds in cfg["datasets"].items():
         if ds["source"] not in known_sources():
             raise ConfigError(f"datasets.{name}.source: unknown source '{ds['source']}'; known: {known_sources()}")
-    for method in grid["methods"]:
-        if method not in METHODS:
-            raise ConfigError(f"grid.methods: unknown method '{method}'; known: {sorted(METHODS)}")
-        for dataset in grid["datasets"]:
-            resolve_hparams(method, dataset, (cfg.get("methods") or {}).get(method))
     for name in cfg.get("methods") or {}:
         if name not in METHODS:
             raise ConfigError(f"methods.{name}: unknown method; known: {sorted(METHODS)}")
-    for model in grid["noise_models"]:
-        if model not in known_noise_models():
-            raise ConfigError(f"grid.noise_models: unknown noise model '{model}'; known: {known_noise_models()}")
-    for rate in grid["noise_rates"]:
-        if not 0 <= float(rate) < 1:
-            raise ConfigError(f"grid.noise_rates: {rate} is outside [0, 1)")
+    for key, grid in grids(cfg):
+        for name in grid["datasets"]:
+            if name not in cfg["datasets"]:
+                raise ConfigError(f"{key}.datasets: '{name}' has no entry under datasets "
+                                  f"(known: {sorted(cfg['datasets'])})")
+        for method in grid["methods"]:
+            if method not in METHODS:
+                raise ConfigError(f"{key}.methods: unknown method '{method}'; known: {sorted(METHODS)}")
+            for dataset in grid["datasets"]:
+                resolve_hparams(method, dataset, (cfg.get("methods") or {}).get(method))
+        for model in grid["noise_models"]:
+            if model not in known_noise_models():
+                raise ConfigError(f"{key}.noise_models: unknown noise model '{model}'; "
+                                  f"known: {known_noise_models()}")
+        for rate in grid["noise_rates"]:
+            if not 0 <= float(rate) < 1:
+                raise ConfigError(f"{key}.noise_rates: {rate} is outside [0, 1)")
 
 
 def load_and_check(path: str | Path) -> dict[str, Any]:
@@ -111,9 +113,22 @@ def load_and_check(path: str | Path) -> dict[str, Any]:
     return cfg
 
 
+GRID_AXES = ("datasets", "methods", "noise_models", "noise_rates", "bits", "seeds", "protocols")
+
+
+def grids(cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The grid and each ``grid.also`` entry completed from it, as (config key, axes) pairs."""
+    main = {axis: cfg["grid"][axis] for axis in GRID_AXES}
+    extra = [(f"grid.also.{i}", {**main, **part}) for i, part in enumerate(cfg["grid"].get("also") or [])]
+    return [("grid", main), *extra]
+
+
 def cells(cfg: dict[str, Any]) -> list[Cell]:
-    """Every cell of the grid, in a fixed order."""
-    g = cfg["grid"]
-    return [Cell(*values) for values in itertools.product(
-        g["datasets"], g["methods"], g["noise_models"], [float(r) for r in g["noise_rates"]],
-        g["bits"], g["seeds"], g["protocols"])]
+    """Every cell of the grid and of its ``also`` grids, in a fixed order, each once."""
+    seen: dict[Cell, None] = {}
+    for _, g in grids(cfg):
+        for values in itertools.product(g["datasets"], g["methods"], g["noise_models"],
+                                         [float(r) for r in g["noise_rates"]], g["bits"], g["seeds"],
+                                         g["protocols"]):
+            seen.setdefault(Cell(*values), None)
+    return list(seen)

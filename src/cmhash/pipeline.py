@@ -144,6 +144,10 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
     if borrowed:
         log.warning("%s on %s: hyper-parameters %s not published for this dataset, borrowed from MIRFlickr-25K",
                     cell.method, cell.dataset, borrowed)
+    if cell.protocol == "paper" and "oracle_noise_rate" in hp and hp["oracle_noise_rate"] is None:
+        # DCGMH's published protocol flags exactly the cell's TRUE noise rate (METHODS.md, DCGMH filtering)
+        hp["oracle_noise_rate"] = cell.rate
+        provenance["oracle_noise_rate"] = "cell noise rate (paper protocol oracle)"
     cls = get_method(cell.method)
     denominator = cls.paper_denominator if cell.protocol == "paper" else "skip"
     training = cfg.get("training") or {}
