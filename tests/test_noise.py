@@ -32,7 +32,7 @@ def one_hot(n: int = 1000, c: int = 10, seed: int = 0) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- registry, errors
 
-def test_registry_names():
+    assert known_noise_models() == ["dcgmh", "nrch", "published", "sym"]
     assert known_noise_models() == ["dcgmh", "nrch", "sym"]
     assert set(NOISE_MODELS) == {"nrch", "dcgmh", "sym"}
     with pytest.raises(TypeError):

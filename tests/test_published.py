@@ -3,6 +3,7 @@ and tag files and NRCH noise files in ../shared/data, and on files written here 
 published layouts (keys, shapes, dtypes, MATLAB version, transposition) for the others."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -14,6 +15,7 @@ from cmhash.data import SOURCES, import_features
 from cmhash.data.canonical import read_dataset
 from cmhash.data.mirflickr import MIRFLICKR_CONCEPTS
 from cmhash.data.published import (
+    configured_noise_file,
     import_coco_doc2vec,
     import_dcgmh,
     import_iapr_rand,
@@ -23,6 +25,7 @@ from cmhash.data.published import (
     published_noise_file,
 )
 from cmhash.errors import ConfigError, DataError
+from cmhash.noise import corrupt
 
 MIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mirflickr25k"
 
@@ -233,3 +236,43 @@ def test_dcgmh_cnn_twt_own_split(tmp_path: Path) -> None:
         import_dcgmh(tmp_path, n_validation=0, seed=0, dataset="mirflickr25k")
     with pytest.raises(DataError, match=r"nus_cnn_twt\.mat not found"):
         import_dcgmh(tmp_path / "elsewhere", n_validation=0, seed=0, dataset="nuswide")
+
+
+# -- the noise model `published` in the pipeline's noise stage and config checks -------------------
+def test_noise_stage_with_the_published_model_writes_the_files_rows(mir_ucch, tmp_path: Path) -> None:
+    from cmhash.io import save_json, save_npy
+    from cmhash.pipeline import stage_noise
+
+    ds_dir = tmp_path / "dataset"
+    save_npy(ds_dir / "labels.npy", mir_ucch.labels)
+    save_json(ds_dir / "splits.json", mir_ucch.splits.to_json())
+    cfg = {"source": "mirflickr25k_ucch", "published_noise": {"dir": str(MIR)}}
+    path = configured_noise_file("mir", cfg, 0.5)
+    stage_noise(ds_dir, "published", 0.5, 7, tmp_path / "noise", published_file=path)
+    noisy = np.load(tmp_path / "noise" / "noisy_labels.npy")
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(noisy, f["result"][()])
+    corrupted = np.load(tmp_path / "noise" / "corrupted.npy")
+    assert corrupted.sum() == 5000
+    meta = json.loads((tmp_path / "noise" / "noise.json").read_text())
+    assert meta["file"] == str(path) and meta["n_corrupted"] == 5000 and meta["model"] == "published"
+    stage_noise(ds_dir, "published", 0.0, 7, tmp_path / "clean")  # rate 0: the clean rows, no file read
+    np.testing.assert_array_equal(np.load(tmp_path / "clean" / "noisy_labels.npy"),
+                                  mir_ucch.labels[mir_ucch.splits.train])
+
+
+def test_config_names_a_missing_published_noise_entry_or_file(tmp_path: Path) -> None:
+    from cmhash.config import check_config
+
+    cfg = {"experiment": "x", "datasets": {"mir": {"source": "mirflickr25k_ucch", "path": str(tmp_path),
+                                                   "split": {"n_validation": 10}}},
+           "grid": {"datasets": ["mir"], "methods": ["baseline"], "noise_models": ["published"],
+                    "noise_rates": [0.5], "bits": [16], "seeds": [0], "protocols": ["sound"]}}
+    with pytest.raises(ConfigError, match=r"datasets\.mir\.published_noise: required by the noise model"):
+        check_config(cfg)
+    cfg["datasets"]["mir"]["published_noise"] = {"dir": str(tmp_path)}
+    with pytest.raises(ConfigError, match=r"datasets\.mir\.published_noise: .*mirflickr25k-lall-noise_0\.5\.h5 "
+                                          r"not found \(needed by grid\.noise_models 'published' at rate 0\.5\)"):
+        check_config(cfg)
+    with pytest.raises(ConfigError, match="'published' reads files"):
+        corrupt(np.eye(3, dtype=np.uint8), "published", 0.5, 0)

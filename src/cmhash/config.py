@@ -79,7 +79,8 @@ def check_config(cfg: dict[str, Any]) -> None:
     """Semantic checks that need the registries; raises ConfigError naming the key."""
     from cmhash.data import known_sources
     from cmhash.methods import METHODS, resolve_hparams
-    from cmhash.noise import known_noise_models
+    from cmhash.data.published import configured_noise_file
+    from cmhash.noise import PUBLISHED, known_noise_models
 
     for name, ds in cfg["datasets"].items():
         if ds["source"] not in known_sources():
@@ -104,6 +105,12 @@ def check_config(cfg: dict[str, Any]) -> None:
         for rate in grid["noise_rates"]:
             if not 0 <= float(rate) < 1:
                 raise ConfigError(f"{key}.noise_rates: {rate} is outside [0, 1)")
+        if PUBLISHED in grid["noise_models"]:
+            for dataset, rate in itertools.product(grid["datasets"], grid["noise_rates"]):
+                path = configured_noise_file(dataset, cfg["datasets"][dataset], rate)
+                if float(rate) > 0 and not path.is_file():
+                    raise ConfigError(f"datasets.{dataset}.published_noise: {path} not found (needed by "
+                                      f"{key}.noise_models 'published' at rate {rate})")
 
 
 def load_and_check(path: str | Path) -> dict[str, Any]:

@@ -15,6 +15,11 @@ Models (METHODS.md):
 * ``sym`` — RSHNL: floor(r*N) rows get a uniformly random single label, possibly the true one
   (METHODS.md "Other anchors").
 
+A fourth name, ``published`` (:data:`PUBLISHED`), is not drawn here: it reads the noisy
+labels published with NRCH's code (``{prefix}-lall-noise_{rate}.h5``) through
+:func:`cmhash.data.published.published_noise`, configured per dataset under
+``datasets.<name>.published_noise``; the pipeline's noise stage chooses between the two.
+
 Every draw comes from ``numpy.random.default_rng(seed)``: the same (labels, model, rate, seed)
 gives bit-identical output. The published generators are unseeded; ours are not.
 """
@@ -193,9 +198,13 @@ NOISE_MODELS: Mapping[str, NoiseFn] = types.MappingProxyType({
 """Registry of noise models by name (read-only)."""
 
 
+PUBLISHED = "published"
+"""The noise model that reads the published noisy-label files instead of drawing."""
+
+
 def known_noise_models() -> list[str]:
-    """Names accepted by :func:`corrupt`, sorted."""
-    return sorted(NOISE_MODELS)
+    """Names a grid may use: those of :func:`corrupt` and :data:`PUBLISHED`, sorted."""
+    return sorted([*NOISE_MODELS, PUBLISHED])
 
 
 # --------------------------------------------------------------------------- entry point
@@ -223,6 +232,9 @@ def corrupt(labels: np.ndarray, model: str, rate: float, seed: int) -> NoiseResu
     corrupted-row mask. Rate 0 returns an unchanged copy and an all-False mask.
     Unknown model or out-of-range rate -> ConfigError naming the key.
     """
+    if model == PUBLISHED:
+        raise ConfigError("noise_model: 'published' reads files, it is not drawn; configure "
+                          "datasets.<name>.published_noise and use cmhash.pipeline.stage_noise")
     if model not in NOISE_MODELS:
         raise ConfigError(f"noise_model: unknown noise model {model!r}; known: {', '.join(known_noise_models())}")
     try:

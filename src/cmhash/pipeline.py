@@ -101,19 +101,34 @@ def stage_assemble(ds_cfg: dict[str, Any], out_dir: str | Path, prepared: str | 
     write_dataset(out_dir, Dataset(image=image, text=text, labels=corpus.labels, splits=splits, meta=meta))
 
 
-def stage_noise(dataset_dir: str | Path, model: str, rate: float, seed: int, out_dir: str | Path) -> None:
-    """Corrupt the training labels (only those: query/database labels stay clean)."""
-    from cmhash.noise import corrupt
+def stage_noise(dataset_dir: str | Path, model: str, rate: float, seed: int, out_dir: str | Path,
+                published_file: str | Path | None = None) -> None:
+    """Corrupt the training labels (only those: query/database labels stay clean). The noise
+    model ``published`` reads ``published_file`` instead (NRCH's published noisy labels of the
+    same training rows; ``seed`` is then unused, recorded as given)."""
+    from cmhash.data.published import published_noise
+    from cmhash.noise import PUBLISHED, corrupt
 
     labels = load_npy(Path(dataset_dir) / "labels.npy", ndim=2)
     splits = read_dataset_splits(dataset_dir)
-    result = corrupt(labels[splits.train], model, rate, seed)
+    clean = labels[splits.train]
+    source: dict[str, Any] = {}
+    if model == PUBLISHED and float(rate) == 0:
+        noisy, corrupted = clean.copy(), np.zeros(len(clean), dtype=bool)
+    elif model == PUBLISHED:
+        if published_file is None:
+            raise ConfigError("noise model 'published': no file given (datasets.<name>.published_noise)")
+        noisy, corrupted = published_noise(published_file, clean)
+        source = {"file": str(published_file)}
+    else:
+        result = corrupt(clean, model, rate, seed)
+        noisy, corrupted = result.noisy, result.corrupted
     out = Path(out_dir)
-    save_npy(out / "noisy_labels.npy", result.noisy)
-    save_npy(out / "corrupted.npy", result.corrupted)
+    save_npy(out / "noisy_labels.npy", noisy)
+    save_npy(out / "corrupted.npy", corrupted)
     save_json(out / "noise.json", {"model": model, "rate": rate, "seed": seed, "n_train": int(splits.train.size),
-                                   "n_corrupted": int(result.corrupted.sum()),
-                                   "label_changes": int((result.noisy != labels[splits.train]).sum())})
+                                   "n_corrupted": int(corrupted.sum()),
+                                   "label_changes": int((noisy != clean).sum()), **source})
 
 
 def read_dataset_splits(dataset_dir: str | Path):

@@ -18,6 +18,7 @@ use_checkout_sources(os.path.join(workflow.basedir, "src"))
 
 from cmhash.config import cells, check_config, format_rate
 from cmhash.data import SOURCES
+from cmhash.data.published import configured_noise_file
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_config(config)

@@ -1,11 +1,21 @@
 # Seeded label noise on the training rows; shared by every cell with the same
-# (dataset, noise model, rate, seed).
+# (dataset, noise model, rate, seed). The noise model `published` reads NRCH's published
+# noisy-label file for the rate instead (datasets.<name>.published_noise).
+
+
+def published_noise_input(wildcards):
+    """The published noise file when the cell's noise model is `published` (else nothing)."""
+    if wildcards.noise_model != "published" or float(wildcards.rate) == 0:
+        return []
+    return str(configured_noise_file(wildcards.dataset, ds_cfg(wildcards), float(wildcards.rate)))
+
 
 
 rule noise:
     input:
         labels="results/datasets/{dataset}/labels.npy",
         splits="results/datasets/{dataset}/splits.json",
+        published=published_noise_input,
     output:
         noisy="results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/noisy_labels.npy",
         corrupted="results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/corrupted.npy",

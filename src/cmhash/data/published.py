@@ -335,6 +335,16 @@ def published_noise_file(folder: str | os.PathLike, prefix: str, rate: float) ->
     return Path(folder) / f"{prefix}-lall-noise_{float(rate):g}.h5"
 
 
+def configured_noise_file(name: str, ds_cfg: Mapping[str, Any], rate: float) -> Path:
+    """The published noise file of dataset ``name`` at ``rate`` from its config entry
+    (``published_noise: {dir, prefix}``); ConfigError naming the key when it is missing."""
+    spec = ds_cfg.get("published_noise")
+    if not spec:
+        raise ConfigError(f"datasets.{name}.published_noise: required by the noise model 'published' "
+                          "(dir: the folder of {prefix}-lall-noise_{rate}.h5 files)")
+    return published_noise_file(spec["dir"], spec.get("prefix", "mirflickr25k"), rate)
+
+
 def published_noise(path: str | os.PathLike, clean_train_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The published noisy training labels (NRCH's ``result``) and the mask of corrupted rows.
 
@@ -380,6 +390,7 @@ __all__ = [
     "load_hdf5",
     "load_mat",
     "positional_splits",
+    "configured_noise_file",
     "published_noise",
     "published_noise_file",
 ]
