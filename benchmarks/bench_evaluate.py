@@ -8,6 +8,7 @@
 Prints one row per method: seconds, peak memory (growth of resident memory during the call), the mAP, and |diff| against the reference with stable ties.
 Synthetic data: random ±1 codes correlated with random multi-hot labels (so mAP is not
 trivial), fixed seed. The reference is deliberately kept out of the library.
+Top-k search, mAP@k and P@N against faiss's IndexBinaryFlat: benchmarks/bench_search.py.
 """
 from __future__ import annotations
 

@@ -64,6 +64,8 @@ DEFAULT_DIR = REPO / "results" / "datasets" / "embedded"
 VARIANTS = {  # name -> (registered method, extra overrides on top of the method's preset)
     "baseline": ("baseline", {}),
     "nrch": ("nrch", {}),
+    "nrch-fast-classifier": ("nrch", {"classifier_lr": 1e-2}),  # extension: W at its own rate
+    "nrch-separator-off": ("nrch", {"separator": False}),  # ablation: every row every epoch
     "scbch": ("scbch", {}),
     "scbch-cscc-off": ("scbch", {"cscc": False}),
     "scbch-bsch-off": ("scbch", {"bsch": False}),

@@ -21,8 +21,12 @@ from cmhash.evaluate import (
     precision_at_n,
     retrieval_report,
 )
+from cmhash.search import faiss_available
 
 BACKENDS = ["numpy", "torch"] + (["numba"] if numba_available() else [])
+# mAP@k and stable P@N read the top k from cmhash.search on CPU, where faiss is a backend too
+RANKERS = ["numpy"] + (["numba"] if numba_available() else []) + [
+    pytest.param("faiss", marks=pytest.mark.skipif(not faiss_available(), reason="faiss is not installed"))]
 
 
 # ----------------------------------------------------------------------------- the hand case
@@ -249,6 +253,34 @@ def test_backends_agree():
     rel = (ql.astype(int) @ dl.T.astype(int)) > 0
     want = np.array([brute_ap(dist[i], rel[i], np.argsort(dist[i], kind="stable")) for i in range(30)])
     assert a["map_all_stable"] == pytest.approx(np.nanmean(want), abs=1e-13)
+
+
+@pytest.mark.parametrize("backend", RANKERS)
+def test_top_k_metrics_from_search_match_the_statistics_pass(backend):
+    """map_at_k / stable precision_at_n through the top-k search equal the torch statistics
+    pass (sort of all distances), with heavy ties, two label words, and any chunk."""
+    qc, dc, ql, dl = random_case(31, 600, 9, 70, 13, p_label=0.02)
+    assert 0 < int(((ql.astype(int) @ dl.T.astype(int)) > 0).any(1).sum()) < 31   # 'skip' drops some
+    for k in (1, 17, 250, 600):
+        for den in ("skip", "zero"):
+            want = map_at_k(qc, dc, ql, dl, k, denominator=den, backend="torch")
+            for chunk in (None, 4):
+                assert map_at_k(qc, dc, ql, dl, k, denominator=den, chunk=chunk, backend=backend) == pytest.approx(
+                    want, abs=1e-14)
+    ns = [1, 9, 100, 600]
+    for den in ("skip", "zero"):
+        np.testing.assert_allclose(precision_at_n(qc, dc, ql, dl, ns, denominator=den, backend=backend),
+                                   precision_at_n(qc, dc, ql, dl, ns, denominator=den, backend="torch"), atol=1e-14)
+    t = torch.from_numpy(qc)   # CPU tensors take the same path as arrays
+    assert map_at_k(t, dc, ql, dl, 17, backend=backend) == map_at_k(qc, dc, ql, dl, 17, backend=backend)
+
+
+def test_faiss_backend_only_where_a_ranking_suffices():
+    args = hand()
+    with pytest.raises(ConfigError, match="ties='expected' needs the distance histogram"):
+        precision_at_n(*args, [2], ties="expected", backend="faiss")
+    with pytest.raises(ConfigError, match="backend"):
+        map_at_all(*args, backend="faiss")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -160,6 +160,26 @@ def test_classifier_term_trains_only_W():
     assert torch.allclose(full_W_grad, m.W.grad)
 
 
+def test_classifier_lr_gives_W_its_own_rate_and_defaults_to_lr():
+    published = build().configure_optimizer()[0]
+    assert [g["lr"] for g in published.param_groups] == [1e-5, 1e-5]  # None: W at the published lr
+    m = build(classifier_lr=1e-2, lr=1e-6)
+    opt = m.configure_optimizer()[0]
+    assert [g["lr"] for g in opt.param_groups] == [1e-6, 1e-2]
+    assert opt.param_groups[1]["params"] == [m.W]
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == sum(p.numel() for p in m.parameters())
+    w0, enc0 = m.W.detach().clone(), m.image_net.net[0].weight.detach().clone()
+    image, text = torch.randn(16, 20), torch.randn(16, 12)
+    labels = (torch.rand(16, 6) < 0.4).float()
+    for _ in range(5):
+        opt.zero_grad()
+        m.loss(Batch(index=torch.arange(16), image=image, text=text, labels=labels), 0)[0].backward()
+        opt.step()
+    w_move = (m.W.detach() - w0).abs().max()
+    enc_move = (m.image_net.net[0].weight.detach() - enc0).abs().max()
+    assert w_move > 1e-2 > 1e-4 > enc_move  # RMSprop steps are about lr (x10 on the first)
+
+
 def test_in_batch_filtering_drops_rejected_rows():
     m = build()
     image, text = torch.randn(4, 20), torch.randn(4, 12)

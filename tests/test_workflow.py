@@ -1,5 +1,6 @@
 """Integration: the real Snakemake DAG on the tiny grid of config/test.yaml, in a temporary
 directory, checking every stage's outputs and the MLflow runs."""
+import html
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from cmhash.config import cells
+from cmhash.report import FIGURES
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.integration
@@ -70,7 +72,9 @@ def test_every_output_exists_and_is_consistent(workflow_run):
     # report
     table = (work / "results/report/tables.tex").read_text()
     assert r"\toprule" in table and r"\textbf{" in table and "baseline" in table
-    assert (work / "results/report/map_vs_noise.png").stat().st_size > 1000
+    for name in FIGURES:  # every figure, also those with nothing to show (no diagnostics, no published cell)
+        assert (work / f"results/report/{name}.png").stat().st_size > 1000
+        assert (work / f"results/report/{name}.pdf").read_bytes()[:4] == b"%PDF"
     results = pd.read_csv(work / "results/report/results.csv")
     assert len(results) == 2 * len(cells(cfg))
 
@@ -89,6 +93,19 @@ def test_mlflow_has_one_complete_run_per_cell(workflow_run):
         assert {"dataset", "method", "noise_model", "rate", "bits", "seed", "protocol"} <= set(run["tags"])
         assert "git_commit" in run["tags"]
         assert "loss/total" in run["metrics"] and "i2t/map" in run["metrics"]
+
+
+def test_html_report_holds_every_figure_and_table_with_its_caption(workflow_run):
+    work, _ = workflow_run
+    snakemake(work, "--report", "report.html")
+    page = html.unescape((work / "report.html").read_text())
+    for name in FIGURES:
+        assert f"{name}.png" in page and f"{name}.pdf" in page
+        caption = (work / "workflow/report" / f"{name}.rst").read_text().replace("\\@", "@")  # rst escape
+        first_words = " ".join(caption.split()[:4])
+        assert first_words in page, name
+    for table in ("results.csv", "tables.tex", "delta_published.csv", "delta_published.tex"):
+        assert table in page
 
 
 def test_rerun_is_a_no_op_and_lint_is_clean(workflow_run):

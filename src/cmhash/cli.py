@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -92,6 +93,67 @@ def cmd_report(args) -> None:
     write_report(args.metrics, out / "results.csv", out / "tables.tex", out / "map_vs_noise.pdf", out / "map_vs_noise.png")
 
 
+def _load_ids(path: str, n_rows: int) -> list:
+    """Database ids: a 1-d .npy, a JSON list (or splits.json: its "database" list), else one id per line."""
+    from cmhash.errors import DataError
+    from cmhash.io import load_json, load_npy
+
+    if path.endswith(".npy"):
+        ids = load_npy(path, ndim=1).tolist()
+    elif path.endswith(".json"):
+        ids = load_json(path)
+        if isinstance(ids, dict):
+            if "database" not in ids:
+                raise DataError(f"{path}: a JSON object needs a 'database' list (the splits.json form)")
+            ids = ids["database"]
+        if not isinstance(ids, list):
+            raise DataError(f"{path}: expected a JSON list of ids")
+    else:
+        if not Path(path).is_file():
+            raise DataError(f"{path}: file not found")
+        ids = Path(path).read_text().splitlines()
+    if len(ids) != n_rows:
+        raise DataError(f"{path}: {len(ids)} ids but the database codes have {n_rows} rows")
+    return ids
+
+
+def cmd_search(args) -> None:
+    from cmhash.errors import ConfigError, DataError
+    from cmhash.io import atomic_path, load_npy
+    from cmhash.search import codes_as_bits, write_search_csv
+
+    q = codes_as_bits(load_npy(args.query_codes, ndim=2), args.query_codes)
+    db = codes_as_bits(load_npy(args.database_codes, ndim=2), args.database_codes)
+    if q.shape[1] != db.shape[1]:
+        raise DataError(f"{args.query_codes}: {q.shape[1]}-bit codes, but {args.database_codes} "
+                        f"holds {db.shape[1]}-bit codes")
+    if not 1 <= args.k <= db.shape[0]:
+        raise ConfigError(f"-k {args.k}: must be in [1, {db.shape[0]}], the rows of {args.database_codes}")
+    labels = {}
+    for key, path, rows, codes in (("db_labels", args.database_labels, db.shape[0], args.database_codes),
+                                   ("query_labels", args.query_labels, q.shape[0], args.query_codes)):
+        if path is not None:
+            labels[key] = load_npy(path, ndim=2)
+            if labels[key].shape[0] != rows:
+                raise DataError(f"{path}: {labels[key].shape[0]} rows but {codes} has {rows}")
+    if "query_labels" in labels and "db_labels" not in labels:
+        raise ConfigError("--query-labels: needs --database-labels (a row is relevant when they share a class)")
+    if len(labels) == 2 and labels["query_labels"].shape[1] != labels["db_labels"].shape[1]:
+        raise DataError(f"{args.query_labels}: {labels['query_labels'].shape[1]} classes but "
+                        f"{args.database_labels} has {labels['db_labels'].shape[1]}")
+    ids = _load_ids(args.database_ids, db.shape[0]) if args.database_ids else None
+    kw = dict(db_ids=ids, backend=args.backend, progress=True, **labels)
+    if args.out:
+        with atomic_path(args.out, suffix=".csv") as tmp, open(tmp, "w", newline="") as f:
+            write_search_csv(f, q, db, args.k, **kw)
+    else:
+        try:
+            write_search_csv(sys.stdout, q, db, args.k, **kw)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader stopped early (`| head`): not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cmhash", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="verb", required=True)
@@ -133,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("evaluate", cmd_evaluate, "retrieval metrics of a trained cell")
     for a in ("--config", "--dataset-dir", "--run-dir"):
         sp.add_argument(a, required=True)
+    sp = verb("search", cmd_search, "the k nearest database items of each query by Hamming distance (CSV)")
+    sp.add_argument("--query-codes", required=True,
+                    help=".npy, queries x bits (+-1 or 0/1), e.g. codes/query_image.npy")
+    sp.add_argument("--database-codes", required=True, help=".npy, items x bits, e.g. codes/database_text.npy")
+    sp.add_argument("-k", type=int, required=True, help="neighbours per query (ties by database index)")
+    sp.add_argument("--out", help="CSV file (default: standard output)")
+    sp.add_argument("--database-ids", help="ids to print per item: 1-d .npy, JSON list or splits.json, or text lines")
+    sp.add_argument("--database-labels", help=".npy, items x classes: print each item's classes")
+    sp.add_argument("--query-labels", help=".npy, queries x classes: print whether each item is relevant")
+    sp.add_argument("--backend", default="auto", choices=("auto", "numba", "numpy", "faiss"))
     sp = verb("report", cmd_report, "tables and figures from metrics.json files")
     sp.add_argument("--out", required=True)
     sp.add_argument("metrics", nargs="+")

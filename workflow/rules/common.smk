@@ -43,6 +43,13 @@ def ds_cfg(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
+def published_noise_input(wildcards):
+    """The published noise file when the cell's noise model is `published` (else nothing)."""
+    if wildcards.noise_model != "published" or float(wildcards.rate) == 0:
+        return []
+    return str(configured_noise_file(wildcards.dataset, ds_cfg(wildcards), float(wildcards.rate)))
+
+
 def is_raw(dataset):
     return SOURCES[config["datasets"][dataset]["source"]].kind == "raw"
 
@@ -80,13 +87,3 @@ def run_dir(c):
 
 def metrics_files():
     return [f"{c.run_dir}/metrics.json" for c in CELLS]
-
-
-def report_outputs():
-    return [
-        "results/report/results.csv",
-        "results/report/tables.tex",
-        "results/report/map_vs_noise.pdf",
-        "results/report/map_vs_noise.png",
-        "results/report/delta_published.csv",
-    ]

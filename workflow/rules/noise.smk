@@ -3,14 +3,6 @@
 # noisy-label file for the rate instead (datasets.<name>.published_noise).
 
 
-def published_noise_input(wildcards):
-    """The published noise file when the cell's noise model is `published` (else nothing)."""
-    if wildcards.noise_model != "published" or float(wildcards.rate) == 0:
-        return []
-    return str(configured_noise_file(wildcards.dataset, ds_cfg(wildcards), float(wildcards.rate)))
-
-
-
 rule noise:
     input:
         labels="results/datasets/{dataset}/labels.npy",

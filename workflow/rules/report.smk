@@ -1,16 +1,63 @@
-# LaTeX tables and figures from every cell's metrics.
+# LaTeX tables and figures from every cell's outputs, each registered for
+# `snakemake --report results/report.html` with its caption (workflow/report/*.rst).
+
+
+report: "../report/workflow.rst"
+
+
+# Figure name (file stem under results/report/ and caption file) -> its title in the HTML
+# report; the names are cmhash.report.FIGURES.
+REPORT_FIGURES = {
+    "map_vs_noise": "mAP against noise rate",
+    "precision_at_n": "precision@N",
+    "pr_curves": "precision-recall",
+    "selection_diagnostics": "noise-detection diagnostics",
+    "delta_published": "ours minus published",
+}
 
 
 rule report:
     input:
-        metrics_files(),
+        metrics=metrics_files(),
+        curves=[path.replace("metrics.json", "curves.npz") for path in metrics_files()],
+        histories=[path.replace("metrics.json", "history.csv") for path in metrics_files()],
     output:
-        csv="results/report/results.csv",
-        tables="results/report/tables.tex",
-        pdf=report("results/report/map_vs_noise.pdf", caption="../report/map_vs_noise.rst", category="Figures"),
-        png="results/report/map_vs_noise.png",
-        delta_csv="results/report/delta_published.csv",
-        delta_tex="results/report/delta_published.tex",
+        csv=report(
+            "results/report/results.csv",
+            caption="../report/results.rst",
+            category="Tables",
+            labels={"table": "results (CSV)"},
+        ),
+        tables=report(
+            "results/report/tables.tex",
+            caption="../report/tables.rst",
+            category="Tables",
+            labels={"table": "mAP tables (LaTeX)"},
+        ),
+        delta_csv=report(
+            "results/report/delta_published.csv",
+            caption="../report/delta_published_table.rst",
+            category="Tables",
+            labels={"table": "ours minus published (CSV)"},
+        ),
+        delta_tex=report(
+            "results/report/delta_published.tex",
+            caption="../report/delta_published_table.rst",
+            category="Tables",
+            labels={"table": "ours minus published (LaTeX)"},
+        ),
+        # <name>_pdf and <name>_png for each figure, grouped by figure in the HTML report
+        **{
+            f"{name}_{fmt}": report(
+                f"results/report/{name}.{fmt}",
+                caption=f"../report/{name}.rst",
+                category="Figures",
+                subcategory=title,
+                labels={"figure": title, "format": fmt.upper()},
+            )
+            for name, title in REPORT_FIGURES.items()
+            for fmt in ("pdf", "png")
+        },
     log:
         "results/logs/report.log",
     conda:
@@ -18,5 +65,6 @@ rule report:
     params:
         published="config/published_results.csv",
         sources={name: ds["source"] for name, ds in config["datasets"].items()},
+        figure_bits=(config.get("report") or {}).get("figure_bits"),
     script:
         "../scripts/report.py"

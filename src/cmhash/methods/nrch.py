@@ -211,6 +211,7 @@ class NRCH(HashingMethod):
         "eval_every": 20,  # published: mAP at the start of every 20th epoch, best i2t + t2i kept
         "selection": "best",
         "lr": 1e-5,  # RMSprop
+        "classifier_lr": None,  # not published: None = lr (published); a faster rate for W only
         "weight_decay": 1e-5,
         "lambda": 0.6,
         "margin": 0.2,
@@ -264,7 +265,15 @@ class NRCH(HashingMethod):
             raise ConfigError(f"methods.nrch.tau: {hp['tau']} must be > 0")
 
     def configure_optimizer(self) -> tuple[torch.optim.Optimizer, None]:
-        opt = torch.optim.RMSprop(self.parameters(), lr=self.hp["lr"], weight_decay=self.hp["weight_decay"])
+        """RMSprop over every parameter at ``lr`` (published). ``classifier_lr`` (an extension,
+        off by default) gives the classifier ``W`` its own rate: RMSprop moves each entry by
+        about ``lr`` per step, so at NRCH's rates ``W`` stays close to its initialisation and the
+        separator's per-sample loss ranks rows almost at random (benchmarks/diag_nrch_separator.py)."""
+        hp = self.hp
+        encoders = [p for name, p in self.named_parameters() if name != "W"]
+        w_lr = hp["lr"] if hp["classifier_lr"] is None else hp["classifier_lr"]
+        opt = torch.optim.RMSprop([{"params": encoders}, {"params": [self.W], "lr": float(w_lr)}],
+                                  lr=hp["lr"], weight_decay=hp["weight_decay"])
         return opt, None
 
     def encode(self, image: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
