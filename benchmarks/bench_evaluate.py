@@ -23,7 +23,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from cmhash.evaluate import average_precision, map_at_all, numba_available, retrieval_report
+from cmhash.evaluate import (
+    average_precision,
+    map_at_all,
+    numba_available,
+    retrieval_report,
+)
 
 SCALES = {"moderate": (2100, 20000), "nus": (2100, 193734), "small": (300, 5000)}
 

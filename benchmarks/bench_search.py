@@ -79,12 +79,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_evaluate import SCALES, measure, synthetic  # noqa: E402
+from bench_evaluate import SCALES, measure, synthetic
 
-from cmhash.evaluate import (  # noqa: E402
-    _collect, _map_at_k_from_stats, _prepare, map_at_k, numba_available, precision_at_n)
-from cmhash.search import _faiss, faiss_available, search  # noqa: E402
-
+from cmhash.evaluate import (
+    _collect,
+    _map_at_k_from_stats,
+    _prepare,
+    map_at_k,
+    numba_available,
+    precision_at_n,
+)
+from cmhash.search import _faiss, faiss_available, search
 
 # ----------------------------------------------------------------------------- the reference
 

@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cmhash.data.embedded import (NoiseLevels, _CONCEPT_TAGS, default_min_tag_count, generate_embedded,
-                                  render_scene, sample_labels, sample_rows)
+from cmhash.data.embedded import (
+    _CONCEPT_TAGS,
+    NoiseLevels,
+    default_min_tag_count,
+    generate_embedded,
+    render_scene,
+    sample_labels,
+    sample_rows,
+)
 from cmhash.data.mirflickr import MIRFLICKR_CONCEPTS, parse_mirflickr
 from cmhash.errors import ConfigError
 

@@ -1,7 +1,7 @@
 """The conda environment file names the same packages as pyproject.toml."""
 import re
-import tomllib
 
+import tomllib
 import yaml
 
 from tests.helpers import REPO

@@ -12,10 +12,9 @@ from cmhash.io import atomic_path, load_json, load_npy, save_json, save_npy
 def test_atomic_write_leaves_nothing_behind_on_failure_and_keeps_the_old_file(tmp_path):
     target = tmp_path / "out" / "codes.npy"
     save_npy(target, np.arange(3))
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("killed mid-write")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed mid-write")
     np.testing.assert_array_equal(np.load(target), np.arange(3))
     assert sorted(p.name for p in target.parent.iterdir()) == ["codes.npy"]
 

@@ -9,8 +9,14 @@ import pytest
 from cmhash.config import Cell
 from cmhash.report import FIGURES, write_report
 from cmhash.report.collect import load_curves, load_diagnostics
-from cmhash.report.figures import (delta_to_published, map_vs_noise, pick_bits, pr_curves, precision_at_n,
-                                   selection_diagnostics)
+from cmhash.report.figures import (
+    delta_to_published,
+    map_vs_noise,
+    pick_bits,
+    pr_curves,
+    precision_at_n,
+    selection_diagnostics,
+)
 from cmhash.report.published import MISSING, delta_latex, delta_table, load_published
 from cmhash.report.tables import latex_document, latex_table
 from tests.helpers import REPO

@@ -78,8 +78,8 @@ def validate_schema(cfg: dict[str, Any], schema_path: str | Path = DEFAULT_SCHEM
 def check_config(cfg: dict[str, Any]) -> None:
     """Semantic checks that need the registries; raises ConfigError naming the key."""
     from cmhash.data import known_sources
-    from cmhash.methods import METHODS, resolve_hparams
     from cmhash.data.published import configured_noise_file
+    from cmhash.methods import METHODS, resolve_hparams
     from cmhash.noise import PUBLISHED, known_noise_models
 
     for name, ds in cfg["datasets"].items():

@@ -344,7 +344,9 @@ def _collect_top(inp: _Inputs, chunk: int | None, top: int) -> tuple[_Stats, np.
     """Relevance of the first ``top`` stable ranks (a _Stats without histogram) from
     cmhash.search's exact top-k, ``chunk`` queries per search block, and per query whether the
     database holds any relevant item (a query label that some database item carries)."""
-    from cmhash.search import search_chunks  # search builds on this module's code handling
+    from cmhash.search import (
+        search_chunks,  # search builds on this module's code handling
+    )
 
     n_q = inp.qc.shape[0]
     step = None if chunk is None else _check_chunk(chunk, inp.n_db, None)  # None: search's bounded blocks

@@ -299,5 +299,14 @@ def collect_results(metric_files: list[str | Path]) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["stage_generate", "stage_prepare", "stage_image_features", "stage_text_features", "stage_assemble",
-           "stage_noise", "stage_train", "stage_evaluate", "collect_results"]
+__all__ = [
+    "collect_results",
+    "stage_assemble",
+    "stage_evaluate",
+    "stage_generate",
+    "stage_image_features",
+    "stage_noise",
+    "stage_prepare",
+    "stage_text_features",
+    "stage_train",
+]

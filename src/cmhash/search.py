@@ -51,8 +51,16 @@ from typing import Any, Literal, TextIO
 import numpy as np
 
 from cmhash.errors import ConfigError, DataError
+
 # one reading of codes and one packed-word layout for ranking and metrics alike
-from cmhash.evaluate import _check_2d, _numba, _numpy_popcount, _pack_bits, _to_bits, numba_available
+from cmhash.evaluate import (
+    _check_2d,
+    _numba,
+    _numpy_popcount,
+    _pack_bits,
+    _to_bits,
+    numba_available,
+)
 
 __all__ = ["SearchResult", "codes_as_bits", "faiss_available", "search", "search_chunks", "write_search_csv"]
 
@@ -161,7 +169,7 @@ def search_chunks(query_codes: Any, db_codes: Any, k: int, *, backend: SearchBac
     (query, item) pairs. All inputs are validated here, before the first block."""
     name = _resolve_backend(backend)
     qbits, dbits = _bits(query_codes, db_codes)
-    n_q, n_db, n_bits = qbits.shape[0], dbits.shape[0], qbits.shape[1]
+    n_db, n_bits = dbits.shape[0], qbits.shape[1]
     k = _check_k(k, n_db)
     if chunk is None:
         step = max(1, _RESULT_ENTRIES // k)

@@ -117,7 +117,7 @@ class Trainer:
         self.validation_noisy = noisy_train_labels[[noisy_by_row[r] for r in splits.validation.tolist()]]
 
         dev = self.device
-        feats = lambda rows, a: torch.as_tensor(a[rows], dtype=torch.float32, device=dev)  # noqa: E731
+        feats = lambda rows, a: torch.as_tensor(a[rows], dtype=torch.float32, device=dev)
         self.view = TrainView(
             image=feats(self.fit_rows, dataset.image), text=feats(self.fit_rows, dataset.text),
             labels=torch.as_tensor(self.fit_noisy, dtype=torch.float32, device=dev))

@@ -179,4 +179,4 @@ def _checked_options(source: str, spec: SourceSpec, options: Mapping[str, Any] |
     return dict(options)
 
 
-__all__ = ["SourceSpec", "SOURCES", "known_sources", "get_source", "prepare_raw", "import_features"]
+__all__ = ["SOURCES", "SourceSpec", "get_source", "import_features", "known_sources", "prepare_raw"]

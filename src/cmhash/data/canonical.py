@@ -62,7 +62,7 @@ class Splits:
         return {name: getattr(self, name).tolist() for name in SPLIT_NAMES}
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any], source: str = "splits") -> "Splits":
+    def from_json(cls, obj: dict[str, Any], source: str = "splits") -> Splits:
         missing = [k for k in ("query", "train", "database") if k not in obj]
         if missing:
             raise DataError(f"{source}: missing split(s) {missing}")
@@ -197,5 +197,14 @@ def read_dataset(folder: str | Path) -> Dataset:
     return dataset
 
 
-__all__ = ["Splits", "paper_splits", "RawCorpus", "write_prepared", "read_prepared", "Dataset",
-           "write_dataset", "read_dataset", "SPLIT_NAMES"]
+__all__ = [
+    "SPLIT_NAMES",
+    "Dataset",
+    "RawCorpus",
+    "Splits",
+    "paper_splits",
+    "read_dataset",
+    "read_prepared",
+    "write_dataset",
+    "write_prepared",
+]

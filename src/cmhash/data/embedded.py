@@ -62,8 +62,13 @@ from types import MappingProxyType
 import numpy as np
 from PIL import Image, ImageDraw
 
-from cmhash.data.mirflickr import (ANNOTATION_FOLDER, COMMON_TAGS_FILE, IMAGE_FOLDER, MIRFLICKR_CONCEPTS,
-                                   TAGS_SUBDIR)
+from cmhash.data.mirflickr import (
+    ANNOTATION_FOLDER,
+    COMMON_TAGS_FILE,
+    IMAGE_FOLDER,
+    MIRFLICKR_CONCEPTS,
+    TAGS_SUBDIR,
+)
 from cmhash.errors import ConfigError
 from cmhash.io import save_text
 
@@ -214,7 +219,7 @@ class NoiseLevels:
     colour_jitter: float
 
     @classmethod
-    def from_difficulty(cls, difficulty: float) -> "NoiseLevels":
+    def from_difficulty(cls, difficulty: float) -> NoiseLevels:
         d = float(difficulty)
         if not 0.0 <= d <= 1.0 or math.isnan(d):
             raise ConfigError(f"embedded: difficulty must lie in [0, 1], got {difficulty}")
@@ -784,5 +789,12 @@ _MOTIFS: Mapping[str, Callable[[_Canvas, set[str], float], None]] = MappingProxy
 })
 
 
-__all__ = ["EmbeddedRows", "NoiseLevels", "sample_labels", "sample_rows", "generate_embedded",
-           "default_min_tag_count", "render_scene"]
+__all__ = [
+    "EmbeddedRows",
+    "NoiseLevels",
+    "default_min_tag_count",
+    "generate_embedded",
+    "render_scene",
+    "sample_labels",
+    "sample_rows",
+]

@@ -220,5 +220,13 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-__all__ = ["MIRFLICKR_CONCEPTS", "ANNOTATION_FOLDER", "parse_mirflickr", "find_image_dir",
-           "find_annotation_dir", "read_common_tags", "read_annotation", "read_tags"]
+__all__ = [
+    "ANNOTATION_FOLDER",
+    "MIRFLICKR_CONCEPTS",
+    "find_annotation_dir",
+    "find_image_dir",
+    "parse_mirflickr",
+    "read_annotation",
+    "read_common_tags",
+    "read_tags",
+]

@@ -383,6 +383,7 @@ __all__ = [
     "IAPR_FILE",
     "PAPER_SPLIT_SIZES",
     "UCCH_FILES",
+    "configured_noise_file",
     "import_coco_doc2vec",
     "import_dcgmh",
     "import_iapr_rand",
@@ -390,7 +391,6 @@ __all__ = [
     "load_hdf5",
     "load_mat",
     "positional_splits",
-    "configured_noise_file",
     "published_noise",
     "published_noise_file",
 ]

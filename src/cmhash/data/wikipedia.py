@@ -155,4 +155,4 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-__all__ = ["import_wikipedia", "FEATURES_FILE", "TRAIN_LIST", "TEST_LIST", "CATEGORIES_FILE"]
+__all__ = ["CATEGORIES_FILE", "FEATURES_FILE", "TEST_LIST", "TRAIN_LIST", "import_wikipedia"]

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from cmhash.errors import ConfigError
+
 CROSSMODAL = "crossmodal"  # image query -> text database and back (NRCH, SCBCH)
 FUSED = "fused"  # one code per image-text pair (DCGMH)
 
@@ -119,6 +121,28 @@ class HashingMethod(nn.Module):
         return None
 
     # -- helpers ------------------------------------------------------------------------
+    def check_hparams(self, choices: dict[str, tuple[str, ...]] | None = None, unit: tuple[str, ...] = (),
+                      positive: tuple[str, ...] = (), at_least_one: tuple[str, ...] = (),
+                      non_negative: tuple[str, ...] = ()) -> None:
+        """ConfigError naming ``methods.<name>.<key>`` for a missing hyper-parameter, a value
+        outside its ``choices``, outside [0, 1] (``unit``), not > 0 (``positive``), not an
+        integer >= 1 (``at_least_one``) or < 0 (``non_negative``)."""
+        hp, where = self.hp, f"methods.{self.name}"
+        missing = [key for key in self.defaults if key not in hp]
+        if missing:
+            raise ConfigError(f"{where}: hyper-parameters {missing} missing")
+        for key, allowed in (choices or {}).items():
+            if hp[key] not in allowed:
+                raise ConfigError(f"{where}.{key}: unknown '{hp[key]}'; use one of {allowed}")
+        rules = [(unit, lambda v: 0.0 <= float(v) <= 1.0, "must lie in [0, 1]"),
+                 (positive, lambda v: float(v) > 0, "must be > 0"),
+                 (at_least_one, lambda v: int(v) >= 1, "must be >= 1"),
+                 (non_negative, lambda v: float(v) >= 0, "must be >= 0")]
+        for keys, ok, what in rules:
+            for key in keys:
+                if not ok(hp[key]):
+                    raise ConfigError(f"{where}.{key}: {hp[key]} {what}")
+
     def encode_all(self, image: torch.Tensor, text: torch.Tensor, chunk: int = 4096) -> dict[str, torch.Tensor]:
         """Encode many rows in chunks, in eval mode and without gradients; restores the mode."""
         was_training = self.training

@@ -324,11 +324,7 @@ class DCGMH(HashingMethod):
     def __init__(self, image_dim: int, text_dim: int, n_classes: int, bits: int,
                  hp: dict[str, Any], protocol: str) -> None:
         super().__init__(image_dim, text_dim, n_classes, bits, hp, protocol)
-        missing = [k for k in self.defaults if k not in self.hp]
-        if missing:
-            raise ConfigError(f"methods.dcgmh: hyper-parameters {missing} missing")
-        if self.hp["variant"] not in VARIANTS:
-            raise ConfigError(f"methods.dcgmh.variant: '{self.hp['variant']}' unknown; use one of {VARIANTS}")
+        self.check_hparams(choices={"variant": VARIANTS}, at_least_one=("neighbours",))
         self.variant: str = self.hp["variant"]
         if protocol == "paper" and self.variant != "no_filtering":
             rate = self.hp["oracle_noise_rate"]
@@ -337,8 +333,6 @@ class DCGMH(HashingMethod):
                                   "rate of the cell; set it to the cell's rate (the pipeline does), or use `sound`")
             if not 0.0 <= float(rate) < 1.0:
                 raise ConfigError(f"methods.dcgmh.oracle_noise_rate: {rate} is not a rate in [0, 1)")
-        if int(self.hp["neighbours"]) < 1:
-            raise ConfigError("methods.dcgmh.neighbours: must be >= 1")
         self.net = FusionHashNet(image_dim, text_dim, bits, self.hp["image_hidden"], self.hp["text_hidden"],
                                  int(self.hp["fusion_per_bit"]) * bits)
         self.centres = nn.Parameter(torch.randn(n_classes, bits))

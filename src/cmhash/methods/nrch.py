@@ -249,20 +249,8 @@ class NRCH(HashingMethod):
         self.register_buffer("separator_seed", torch.randint(0, 2**31 - 1, (), dtype=torch.int64))
 
     def _check_hparams(self) -> None:
-        hp = self.hp
-        missing = [k for k in self.defaults if k not in hp]
-        if missing:
-            raise ConfigError(f"methods.nrch: hyper-parameters {missing} missing")
-        choices = {"threshold_schedule": ("code", "paper"), "batching": ("in_batch", "subset")}
-        for key, allowed in choices.items():
-            if hp[key] not in allowed:
-                raise ConfigError(f"methods.nrch.{key}: unknown '{hp[key]}'; use one of {allowed}")
-        if not 0.0 <= float(hp["threshold"]) <= 1.0:
-            raise ConfigError(f"methods.nrch.threshold: {hp['threshold']} is not a probability in [0, 1]")
-        if not 0.0 <= float(hp["lambda"]) <= 1.0:
-            raise ConfigError(f"methods.nrch.lambda: {hp['lambda']} must lie in [0, 1]")
-        if float(hp["tau"]) <= 0:
-            raise ConfigError(f"methods.nrch.tau: {hp['tau']} must be > 0")
+        self.check_hparams(choices={"threshold_schedule": ("code", "paper"), "batching": ("in_batch", "subset")},
+                           unit=("threshold", "lambda"), positive=("tau",))
 
     def configure_optimizer(self) -> tuple[torch.optim.Optimizer, None]:
         """RMSprop over every parameter at ``lr`` (published). ``classifier_lr`` (an extension,

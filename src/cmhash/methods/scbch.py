@@ -264,24 +264,9 @@ class SCBCH(HashingMethod):
         self.W_v = nn.Parameter(nn.init.orthogonal_(torch.empty(bits, n_classes), gain=1.0))
 
     def _check_hparams(self) -> None:
-        hp = self.hp
-        missing = [key for key in self.defaults if key not in hp]
-        if missing:
-            raise ConfigError(f"methods.scbch: hyper-parameters {missing} missing")
-        choices = {"bsch_start": ("code", "paper"), "cscc_similarity": ("within", "cross")}
-        for key, allowed in choices.items():
-            if hp[key] not in allowed:
-                raise ConfigError(f"methods.scbch.{key}: unknown '{hp[key]}'; use one of {allowed}")
-        if not 0.0 <= float(hp["gamma"]) <= 1.0:
-            raise ConfigError(f"methods.scbch.gamma: {hp['gamma']} must lie in [0, 1]")
-        if float(hp["tau"]) <= 0:
-            raise ConfigError(f"methods.scbch.tau: {hp['tau']} must be > 0")
-        for key in ("k", "cscc_block"):
-            if int(hp[key]) < 1:
-                raise ConfigError(f"methods.scbch.{key}: {hp[key]} must be >= 1")
-        for key in ("alpha", "beta", "lambda_class", "margin", "shift"):
-            if float(hp[key]) < 0:
-                raise ConfigError(f"methods.scbch.{key}: {hp[key]} must be >= 0")
+        self.check_hparams(choices={"bsch_start": ("code", "paper"), "cscc_similarity": ("within", "cross")},
+                           unit=("gamma",), positive=("tau",), at_least_one=("k", "cscc_block"),
+                           non_negative=("alpha", "beta", "lambda_class", "margin", "shift"))
 
     def configure_optimizer(self) -> tuple[torch.optim.Optimizer, None]:
         opt = torch.optim.Adam(self.parameters(), lr=self.hp["lr"], weight_decay=self.hp["weight_decay"])

@@ -14,12 +14,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-from cmhash import diagnostics  # noqa: E402
-from cmhash.io import atomic_path  # noqa: E402
+from cmhash import diagnostics
+from cmhash.io import atomic_path
 
 #: The hue of every figure: one colour per method and protocol.
 METHOD_PROTOCOL = "method / protocol"
