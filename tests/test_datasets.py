@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import shutil
-import tarfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from cmhash.data import SOURCES, prepare_raw
-from cmhash.data.archive import extract_archive
+from cmhash.data.archive import _rar_tool, extract_archive
 from cmhash.data.canonical import read_prepared
 from cmhash.data.coco import parse_coco
 from cmhash.data.embedded import generate_embedded
@@ -26,41 +22,31 @@ from cmhash.data.mirflickr import parse_mirflickr
 from cmhash.data.nuswide import MISSING_REPORT, parse_nuswide
 from cmhash.data.sources_catalog import CATALOG, RawDownload, RemoteFile, fetch_raw
 from cmhash.errors import ConfigError, DataError
+from tests.archives import (
+    IAPR_EMPTY_DESCRIPTION,
+    IAPR_IDS,
+    IAPR_NO_ANNOTATION,
+    IAPR_NO_REGIONS,
+    N_NUS,
+    NUS_CONCEPTS,
+    NUS_MISSING,
+    NUS_NO_TAG,
+    NUS_NO_TC21_LABEL,
+    NUS_ONLY_LARGE,
+    NUS_TOP,
+    coco_payloads,
+    iapr_payloads,
+    mirflickr_payloads,
+    nus_payloads,
+    nus_rows,
+    rar_volumes,
+)
 from tests.loopback_http import LoopbackServer
 
 FAST = dict(backoff=0.0, timeout=5.0, progress=False)
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def jpeg(seed: int, size: int = 8) -> bytes:
-    rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(buf, format="JPEG", quality=80)
-    return buf.getvalue()
-
-
-def zip_bytes(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in sorted(entries.items()):
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def tgz_bytes(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in sorted(entries.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def served(spec: RawDownload, srv: LoopbackServer, payloads: dict[str, bytes]) -> RawDownload:
     """The catalog entry with its URLs pointed at the loopback server (same file names) and
     MD5s of the miniatures, so the published names and the verification are exercised."""
@@ -97,10 +83,7 @@ def test_catalog_names_the_published_files() -> None:
 # -- MIRFlickr-25K ------------------------------------------------------------------------------
 def test_mirflickr_download_parse_split(tmp_path: Path) -> None:
     gen = generate_embedded(tmp_path / "gen", n_images=40, seed=3, image_size=32)
-    payloads = {"mirflickr25k.zip": zip_bytes({f"mirflickr/{k}": v for k, v in tree(gen / "mirflickr").items()}),
-                "mirflickr25k_annotations_v080.zip": zip_bytes(
-                    {f"mirflickr25k_annotations_v080/{k}": v
-                     for k, v in tree(gen / "mirflickr25k_annotations_v080").items()})}
+    payloads = mirflickr_payloads(gen)
     with LoopbackServer({}) as srv:
         spec = served(CATALOG["mirflickr25k"], srv, payloads)
         raw = fetch_raw(spec, tmp_path / "raw", archive_dir=tmp_path / "archives", **FAST)
@@ -114,44 +97,6 @@ def test_mirflickr_download_parse_split(tmp_path: Path) -> None:
 
 
 # -- MS-COCO 2014 -------------------------------------------------------------------------------
-COCO_CATS = [{"id": 90, "name": "toothbrush", "supercategory": "indoor"},
-             {"id": 1, "name": "person", "supercategory": "person"},
-             {"id": 18, "name": "dog", "supercategory": "animal"},
-             {"id": 3, "name": "car", "supercategory": "vehicle"},
-             {"id": 44, "name": "bottle", "supercategory": "kitchen"}]
-COCO_IMAGES = {"train2014": [9, 25, 30, 34, 36, 42], "val2014": [74, 133, 136, 139]}
-COCO_INSTANCES = {9: [18, 18], 25: [1], 34: [3, 1, 44], 36: [90], 42: [90, 1], 74: [18], 133: [44, 44, 3], 139: [1]}
-
-
-def coco_payloads() -> dict[str, bytes]:
-    caption_id = 0
-    ann_id = 1000
-    files: dict[str, dict[str, bytes]] = {"train2014.zip": {}, "val2014.zip": {}, "annotations_trainval2014.zip": {}}
-    for split, ids in COCO_IMAGES.items():
-        images, instances, captions = [], [], []
-        for image_id in ids:
-            name = f"COCO_{split}_{image_id:012d}.jpg"
-            files[f"{split}.zip"][f"{split}/{name}"] = jpeg(image_id)
-            images.append({"id": image_id, "file_name": name, "width": 8, "height": 8, "license": 1})
-            for cat in COCO_INSTANCES.get(image_id, []):
-                ann_id += 1
-                instances.append({"id": ann_id, "image_id": image_id, "category_id": cat, "iscrowd": int(cat == 44),
-                                  "area": 4.0, "bbox": [0, 0, 2, 2], "segmentation": [[0, 0, 2, 0, 2, 2]]})
-            # captions stored out of id order: the parser orders them by id
-            for k in (2, 1):
-                caption_id += 1
-                captions.append({"id": 10 * image_id + k, "image_id": image_id,
-                                 "caption": f"Image {image_id}, caption {k}: A dog-like thing!"})
-        info = {"description": "miniature", "year": 2014}
-        files["annotations_trainval2014.zip"][f"annotations/instances_{split}.json"] = json.dumps(
-            {"info": info, "images": images, "annotations": instances, "categories": COCO_CATS, "licenses": []}).encode()
-        files["annotations_trainval2014.zip"][f"annotations/captions_{split}.json"] = json.dumps(
-            {"info": info, "images": images, "annotations": captions, "licenses": []}).encode()
-        files["annotations_trainval2014.zip"][f"annotations/person_keypoints_{split}.json"] = json.dumps(
-            {"info": info, "images": images, "annotations": [], "categories": COCO_CATS[1:2]}).encode()
-    return {name: zip_bytes(entries) for name, entries in files.items()}
-
-
 def test_coco_download_parse_split(tmp_path: Path) -> None:
     with LoopbackServer({}) as srv:
         spec = served(CATALOG["mscoco2014"], srv, coco_payloads())
@@ -181,75 +126,6 @@ def test_coco_download_parse_split(tmp_path: Path) -> None:
 
 
 # -- NUS-WIDE ------------------------------------------------------------------------------------
-NUS_CONCEPTS = ["airport", "animal", "beach", "bear", "birds", "boats", "book", "bridge", "buildings", "cars",
-                "castle", "cat", "cityscape", "clouds", "computer", "coral", "cow", "dancing", "dog", "earthquake",
-                "elk", "fire", "fish", "flags", "flowers"]
-NUS_LOW = (1, 7, 13, 22)  # concepts with one image each: not in the top 21
-NUS_TOP = [j for j in range(25) if j not in NUS_LOW]
-N_NUS = 48
-NUS_NO_TC21_LABEL = {5, 17, 29}  # 5: only a low concept, 17: only a low concept, 29: no label at all
-NUS_NO_TAG = {8, 20, 33, 29}
-NUS_MISSING = {2: "404", 11: "placeholder"}  # rows whose image cannot be fetched
-NUS_ONLY_LARGE = 44  # url_Middle is null: the large one is used
-
-
-def nus_rows() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    labels = np.zeros((N_NUS, 25), dtype=np.uint8)
-    tags = np.zeros((N_NUS, 1000), dtype=np.uint8)
-    for r in range(N_NUS):
-        if r not in NUS_NO_TC21_LABEL:
-            labels[r, NUS_TOP[r % 21]] = 1
-            labels[r, NUS_TOP[(r + 10) % 21]] = 1
-        if r not in NUS_NO_TAG:
-            tags[r, [(3 * r) % 1000, (3 * r + 1) % 1000, 999 - r]] = 1
-    labels[5, 1] = labels[17, 7] = labels[40, 13] = labels[41, 22] = 1
-    counts = labels.sum(axis=0)
-    assert counts[list(NUS_LOW)].max() < counts[NUS_TOP].min()  # the top 21 are NUS_TOP
-    rel = [f"{NUS_CONCEPTS[NUS_TOP[r % 21]]}/{r:04d}_{5000 + r}.jpg" for r in range(N_NUS)]
-    return labels, tags, rel
-
-
-def nus_payloads(srv: LoopbackServer) -> dict[str, bytes]:
-    labels, tags, rel = nus_rows()
-    crlf = "\r\n"  # the lists were written on Windows
-    concepts = crlf.join(NUS_CONCEPTS) + crlf
-    image_list = crlf.join(p.replace("/", "\\") for p in rel) + crlf
-    label_files = {f"Groundtruth/AllLabels/Labels_{c}.txt": ("".join(f"{v}{crlf}" for v in labels[:, j])).encode()
-                   for j, c in enumerate(NUS_CONCEPTS)}
-    label_files.update({f"Groundtruth/TrainTestLabels/Labels_{c}_Train.txt": b"0\r\n" for c in NUS_CONCEPTS[:2]})
-    vocab = [f"tag{k:03d}" for k in range(1000)]
-    all_tags = "".join(" ".join(str(v) for v in row) + " " + crlf for row in tags)  # trailing blank, as published
-    all_tags_txt = "".join(f"{5000 + r}      " + " ".join(vocab[k] for k in np.flatnonzero(tags[r])) + crlf
-                           for r in range(N_NUS))
-    url_lines = ["Photo_file                 Photo_id        url_Large       url_Middle      url_Small   url_Original"]
-    for r, p in enumerate(rel):
-        photo = 5000 + r
-        large, middle = srv.url(f"/flickr/large/{photo}.jpg"), srv.url(f"/flickr/middle/{photo}.jpg")
-        if r == NUS_ONLY_LARGE:
-            middle = "null"
-        url_lines.append(f"C:\\ImageData\\Flickr\\{p.replace('/', chr(92))}  {photo}  {large}  {middle}  "
-                         f"{srv.url(f'/flickr/small/{photo}.jpg')}  null")
-        if r not in NUS_MISSING:
-            srv.files[f"/flickr/{'large' if r == NUS_ONLY_LARGE else 'middle'}/{photo}.jpg"] = jpeg(r)
-        elif NUS_MISSING[r] == "placeholder":
-            srv.redirects[f"/flickr/middle/{photo}.jpg"] = "/images/photo_unavailable.png"
-    srv.files["/images/photo_unavailable.png"] = jpeg(999)
-    return {
-        "ConceptsList.zip": zip_bytes({"ConceptsList/Concepts81.txt": concepts.encode()}),
-        "ImageList.zip": zip_bytes({"ImageList/Imagelist.txt": image_list.encode(),
-                                    "ImageList/TrainImagelist.txt": image_list.encode(),
-                                    "ImageList/TestImagelist.txt": b""}),
-        "Groundtruth.zip": zip_bytes(label_files),
-        "NUS_WID_Tags.zip": zip_bytes({"NUS_WID_Tags/TagList1k.txt": (crlf.join(vocab) + crlf).encode(),
-                                       "NUS_WID_Tags/AllTags1k.txt": all_tags.encode(),
-                                       "NUS_WID_Tags/All_Tags.txt": all_tags_txt.encode(),
-                                       "NUS_WID_Tags/Final_Tag_List.txt": ("\n".join(vocab) + "\n").encode()}),
-        # NUS-WIDE-urls.rar holds NUS-WIDE-urls/NUS-WIDE-urls.txt; no RAR writer exists here, so the
-        # miniature ships the same tree as a zip (the RAR path itself is tested below)
-        "NUS-WIDE-urls.zip": zip_bytes({"NUS-WIDE-urls/NUS-WIDE-urls.txt": ("\r\n".join(url_lines) + "\r\n").encode()}),
-    }
-
-
 @pytest.fixture(scope="module")
 def nus_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("nus")
@@ -332,41 +208,18 @@ def test_rar_needs_a_tool_or_says_so(tmp_path: Path) -> None:
         extract_archive(fake, tmp_path / "raw")
 
 
+def test_rar_volume_set_is_not_given_to_bsdtar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # bsdtar reads one volume of a .partN.rar set and stops: the SAIAPR labels would come out incomplete
+    monkeypatch.setattr(shutil, "which", lambda tool: "/usr/bin/bsdtar" if tool == "bsdtar" else None)
+    assert _rar_tool(tmp_path / "NUS-WIDE-urls.rar") == ("bsdtar", "/usr/bin/bsdtar")
+    part1 = tmp_path / "saiaprtc12ok.part1.rar"
+    part1.write_bytes(rar_volumes([{"a/one.txt": b"1"}, {"a/two.txt": b"2"}])[0])
+    with pytest.raises(DataError, match=r"saiaprtc12ok\.part1\.rar: extracting RAR archives needs 'unrar' or '7z' "
+                                        r"\(bsdtar reads only one volume"):
+        extract_archive(part1, tmp_path / "raw")
+
+
 # -- IAPR TC-12 + SAIAPR -----------------------------------------------------------------------
-IAPR_IDS = [25, 26, 27, 30, 1000, 1001, 1005, 1010, 2000, 2001, 2002, 2808, 2809, 2810]
-IAPR_NO_ANNOTATION = 1010
-IAPR_NO_REGIONS = 30
-IAPR_EMPTY_DESCRIPTION = 2809
-IAPR_REGIONS = {25: [7, 3, 7], 26: [12], 27: [3, 44], 1000: [275], 1001: [44, 12, 7], 1005: [3], 1010: [100],
-                2000: [7], 2001: [12, 44], 2002: [3], 2808: [44, 275], 2809: [7], 2810: [12]}
-
-
-def iapr_payloads() -> dict[str, bytes]:
-    iapr: dict[str, bytes] = {"iaprtc12/README.txt": b"IAPR TC-12 Benchmark\n"}
-    labels_txt: dict[str, list[str]] = {}
-    for k, image_id in enumerate(IAPR_IDS):
-        folder = f"{image_id // 1000:02d}"
-        iapr[f"iaprtc12/images/{folder}/{image_id}.jpg"] = jpeg(image_id)
-        iapr[f"iaprtc12/thumbnails/{folder}/{image_id}.jpg"] = jpeg(image_id, 4)
-        if image_id != IAPR_NO_ANNOTATION:
-            desc = "" if image_id == IAPR_EMPTY_DESCRIPTION else (
-                "a dark-skinned boy wearing a knitted woolly hat;" if image_id == 25 else
-                f"a view of Taf\u00ed del Valle number {k}; a lake in the\n background;")
-            eng = (f"<DOC>\n<DOCNO>annotations/{folder}/{image_id}.eng</DOCNO>\n<TITLE>Title {k}</TITLE>\n"
-                   f"<DESCRIPTION>{desc}</DESCRIPTION>\n<NOTES></NOTES>\n<LOCATION>Tucum\u00e1n, Argentina</LOCATION>\n"
-                   f"<DATE>January 2002</DATE>\n<IMAGE>images/{folder}/{image_id}.jpg</IMAGE>\n"
-                   f"<THUMBNAIL>thumbnails/{folder}/{image_id}.jpg</THUMBNAIL>\n</DOC>\n")
-            iapr[f"iaprtc12/annotations_complete_eng/{folder}/{image_id}.eng"] = eng.encode("latin-1")
-        for region, label in enumerate(IAPR_REGIONS.get(image_id, []), start=1):
-            labels_txt.setdefault(folder, []).append(f"{image_id} {region} {label}")
-    saiapr = {f"saiaprtc12ok/benchmark/saiapr_tc-12/{folder}/labels.txt": ("\n".join(lines) + "\n").encode()
-              for folder, lines in labels_txt.items()}
-    saiapr["saiaprtc12ok/benchmark/wlist.txt"] = "".join(f"{i}\tword{i}\n" for i in range(1, 277)).encode()
-    saiapr["saiaprtc12ok/benchmark/saiapr_tc-12/00/images/25.jpg"] = jpeg(25)
-    saiapr["saiaprtc12ok/matlab/matlab/training.mat"] = b"MATLAB 5.0 placeholder"
-    return {"iaprtc12.tgz": tgz_bytes(iapr), "saiaprtc12ok.zip": zip_bytes(saiapr)}
-
-
 def test_iapr_download_parse_split(tmp_path: Path) -> None:
     payloads = iapr_payloads()
     spec = CATALOG["iapr_tc12"]

@@ -10,7 +10,8 @@ half-extracted tree that a parser could read. A marker file records each extract
 (name, size, SHA-256) so that :func:`extract_archive` skips an archive already extracted.
 
 RAR (NUS-WIDE's URL list, the SAIAPR TC-12 region labels) has no reader in the standard
-library: ``unrar``, ``7z`` or ``bsdtar`` is used when one is on ``PATH``; the member list is
+library: ``unrar``, ``7z`` or ``bsdtar`` is used when one is on ``PATH`` (for a multi-volume
+``name.partN.rar`` set only ``unrar`` or ``7z``: bsdtar reads one volume alone); the member list is
 checked with the same rules first and the extracted tree is checked again for links leaving it.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import shutil
 import stat
 import subprocess
@@ -33,6 +35,7 @@ from cmhash.errors import DataError
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".rar")
 MARKER_PREFIX = ".extracted-"
+_RAR_VOLUME = re.compile(r"\.part\d+\.rar$", re.IGNORECASE)
 
 
 def archive_kind(path: str | os.PathLike) -> str:
@@ -75,7 +78,7 @@ def _check_link(archive: Path, member: str, link_dir: PurePosixPath, target: str
         raise DataError(f"{archive}: {kind} member {member!r} points to the absolute path {target!r}; "
                         f"refusing to extract the archive")
     resolved = posixpath.normpath(posixpath.join(str(link_dir), norm))
-    if resolved == ".." or resolved.startswith("../") or resolved.startswith("/"):
+    if resolved == ".." or resolved.startswith(("../", "/")):
         raise DataError(f"{archive}: {kind} member {member!r} points outside the destination ({target!r}); "
                         f"refusing to extract the archive")
 
@@ -142,8 +145,13 @@ def _tar_members(path: Path) -> list[tarfile.TarInfo]:
 
 
 # -- RAR through an external tool ------------------------------------------------------------
-def _rar_tool() -> tuple[str, str] | None:
-    for tool in ("unrar", "7z", "7za", "bsdtar"):
+def _rar_tool(path: Path | None = None) -> tuple[str, str] | None:
+    """The first RAR tool on PATH. bsdtar only for a single archive: given a volume of a
+    ``name.partN.rar`` set it reads that volume alone (no volume following in the bsdtar
+    command line, libarchive issue 783), so the set would extract incompletely."""
+    tools = ("unrar", "7z", "7za") if path is not None and _RAR_VOLUME.search(path.name) else (
+        "unrar", "7z", "7za", "bsdtar")
+    for tool in tools:
         exe = shutil.which(tool)
         if exe:
             return tool, exe
@@ -151,9 +159,11 @@ def _rar_tool() -> tuple[str, str] | None:
 
 
 def _rar_members(path: Path) -> list[str]:
-    found = _rar_tool()
+    found = _rar_tool(path)
     if found is None:
-        raise DataError(f"{path}: extracting RAR archives needs 'unrar', '7z' or 'bsdtar' on PATH; install one, "
+        tools = ("'unrar' or '7z' (bsdtar reads only one volume of a .partN.rar set)"
+                 if _RAR_VOLUME.search(path.name) else "'unrar', '7z' or 'bsdtar'")
+        raise DataError(f"{path}: extracting RAR archives needs {tools} on PATH; install one, "
                         f"or extract {path.name} yourself into the raw folder")
     tool, exe = found
     cmd = {"unrar": [exe, "lb", str(path)], "7z": [exe, "l", "-slt", "-ba", str(path)],
@@ -173,7 +183,7 @@ def _rar_members(path: Path) -> list[str]:
 
 def _extract_rar(path: Path, into: Path) -> None:
     _rar_members(path)
-    tool, exe = _rar_tool()  # type: ignore[misc]  # checked by _rar_members
+    tool, exe = _rar_tool(path)  # type: ignore[misc]  # checked by _rar_members
     cmd = {"unrar": [exe, "x", "-o-", "-idq", str(path), str(into) + os.sep],
            "7z": [exe, "x", "-y", f"-o{into}", str(path)], "7za": [exe, "x", "-y", f"-o{into}", str(path)],
            "bsdtar": [exe, "-xf", str(path), "-C", str(into)]}[tool]
