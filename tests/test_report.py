@@ -1,6 +1,8 @@
 """LaTeX tables in the papers' layout, the runs' curves and diagnostics, and the figures."""
 import json
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -54,6 +56,17 @@ def test_structure_is_balanced():
         if line.endswith(r"\\") and " & " in line and "multirow" not in line:
             assert line.count(" & ") == 2 + 4 - 1  # method, protocol, 2 rates x 2 bits
     assert len(re.findall(r"\\cmidrule", doc)) == 2
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine (pdflatex) installed: structural check only")
+def test_tables_compile_with_pdflatex(tmp_path):
+    published = load_published(REPO / "config" / "published_results.csv")
+    delta = delta_table(results_fixture(), published, {"mirflickr25k": "mirflickr25k"})
+    (tmp_path / "t.tex").write_text(latex_document(latex_table(results_fixture()) + "\n" + delta_latex(delta)))
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "t.pdf").stat().st_size > 1000
 
 
 def test_figure_written(tmp_path):
