@@ -39,18 +39,16 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import load_embedded, train_cell  # benchmarks/common.py
 
 from cmhash import diagnostics
-from cmhash.data.canonical import read_dataset
 from cmhash.evaluate import map_at_all
 from cmhash.methods import resolve_hparams
-from cmhash.noise import corrupt
-from cmhash.train import Trainer, TrainSettings
+from cmhash.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO / "results" / "datasets" / "embedded"
@@ -89,20 +87,16 @@ def final_diagnostics(trainer: Trainer, history: list[dict]) -> dict[str, float]
 
 
 def run_one(ds, rate: float, seed: int, bits: int, protocol: str, variant: str, overrides: dict) -> dict:
-    noise = corrupt(ds.labels[ds.splits.train], "dcgmh", rate, seed)
-    hp, _ = resolve_hparams("dcgmh", "embedded", {**overrides, "variant": variant, "oracle_noise_rate": rate})
     denominator = "zero" if protocol == "paper" else "skip"
-    settings = TrainSettings(method="dcgmh", hp=hp, bits=bits, protocol=protocol, seed=seed, device="auto",
-                             progress=False, checkpoint_every=0, denominator=denominator)
-    t0 = time.perf_counter()
-    trainer = Trainer(ds, noise.noisy, noise.corrupted, settings)
-    result = trainer.run()
+    trainer, result, seconds = train_cell(ds, "dcgmh", "dcgmh", rate, seed, bits, protocol,
+                                          {**overrides, "variant": variant, "oracle_noise_rate": rate},
+                                          denominator=denominator)
     q, db = ds.labels[ds.splits.query], ds.labels[ds.splits.database]
     c = result.codes
     row = {"protocol": protocol, "variant": variant, "rate": rate, "seed": seed,
            "map_skip": map_at_all(c["query_fused"], c["database_fused"], q, db, denominator="skip"),
            "map_paper": map_at_all(c["query_fused"], c["database_fused"], q, db, denominator="zero"),
-           "seconds": time.perf_counter() - t0}
+           "seconds": seconds}
     row["map"] = row["map_paper"] if protocol == "paper" else row["map_skip"]
     row.update({f"diag/{k}": v for k, v in final_diagnostics(trainer, result.history).items()})
     return row
@@ -144,11 +138,9 @@ def main() -> int:
         return 0
 
     torch.set_num_threads(args.threads)
-    if not (args.dataset_dir / "splits.json").is_file():
-        print(f"{args.dataset_dir}: no dataset there. Run `bash scripts/demo.sh` first (it builds "
-              f"results/datasets/embedded).", file=sys.stderr)
+    ds = load_embedded(args.dataset_dir)
+    if ds is None:
         return 2
-    ds = read_dataset(args.dataset_dir)
     overrides = preset(args)
     hp, _ = resolve_hparams("dcgmh", "embedded", overrides)
     print(f"dataset {args.dataset_dir}: {ds.labels.shape[0]} rows, train {ds.splits.train.size} "
