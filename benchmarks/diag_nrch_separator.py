@@ -30,7 +30,8 @@ The codes carry the corruption (the best linear classifier on them ranks rows at
 the published classifier does not learn it in the steps the preset gives: W is undertrained,
 the loss itself is informative. At the published lr 1e-5, 19 warm-up epochs of ~79 steps move
 each entry of W by roughly 0.015-0.03 (about lr a step, more in the first steps) against an
-initial scale of 1/sqrt(bits) = 0.125, so the same question arises at full scale (not measurable here: the MIRFlickr VGG features are not shipped).
+initial scale of 1/sqrt(bits) = 0.125, so the same question arises at full scale (not
+measurable here: the MIRFlickr VGG features are not shipped).
 """
 from __future__ import annotations
 
