@@ -1,15 +1,17 @@
-"""Seconds per NRCH epoch and peak memory at MIRFlickr-25K scale.
+"""Seconds per training epoch and peak memory of a method at MIRFlickr-25K scale.
 
-    .venv/bin/python benchmarks/bench_nrch_epoch.py                 # 10,000 pairs, 4096/1386-d, 24 classes, 64 bits, widths 8192
-    .venv/bin/python benchmarks/bench_nrch_epoch.py --epoch 19      # the first epoch after warm-up (in-batch filtering on)
-    .venv/bin/python benchmarks/bench_nrch_epoch.py --hidden 512 --n 2000   # a quick look
+    .venv/bin/python benchmarks/bench_epoch.py                 # NRCH: 10,000 pairs, 4096/1386-d, 24 classes, 64 bits, widths 8192
+    .venv/bin/python benchmarks/bench_epoch.py --epoch 19      # NRCH's first epoch after warm-up (in-batch filtering on)
+    .venv/bin/python benchmarks/bench_epoch.py --method scbch --epoch 5   # SCBCH after warm-up (CSCC over all rows)
+    .venv/bin/python benchmarks/bench_epoch.py --hidden 512 --n 2000   # a quick look
 
-One epoch is what the trainer does for it: ``before_epoch`` (the Dynamic Noise Separator: a
-forward pass over every training row, then the GMM) and then batches of 128 drawn by indexing
-the on-device tensors (loss, backward, RMSprop step). Evaluation is not included. Data are
-random (seeded): features N(0, 1), multi-hot labels with about 3 positives per row. ``--epoch``
-picks the epoch index: the default 0 is a warm-up epoch (every row in every batch, the most
-expensive kind); from ``--epoch 19`` on the separator's decision drops rows inside each batch.
+One epoch is what the trainer does for it: the method's ``before_epoch`` over every training
+row (NRCH: the Dynamic Noise Separator's forward pass and GMM; SCBCH: CSCC's neighbour soft
+labels in blocks; DCGMH: its consistency scores), then batches drawn by indexing the on-device
+tensors (loss, backward, optimiser step). Evaluation is not included. Data are random (seeded):
+features N(0, 1), multi-hot labels with about 3 positives per row. ``--epoch`` picks the epoch
+index (the methods switch their selection on after their warm-up). Widths: the published ones
+(8192; DCGMH 4096) unless ``--hidden``.
 
 Memory: peak resident set size of the process (``resource.getrusage``; torch allocations are
 invisible to tracemalloc), before and after; on CUDA also ``torch.cuda.max_memory_allocated``.
@@ -25,8 +27,7 @@ import time
 import numpy as np
 import torch
 
-from cmhash.methods import Batch, TrainView, resolve_hparams
-from cmhash.methods.nrch import NRCH
+from cmhash.methods import Batch, TrainView, get_method, resolve_hparams
 
 
 def rss_mib() -> float:
@@ -40,7 +41,8 @@ def main() -> None:
     ap.add_argument("--text-dim", type=int, default=1386)
     ap.add_argument("--classes", type=int, default=24)
     ap.add_argument("--bits", type=int, default=64)
-    ap.add_argument("--hidden", type=int, default=8192, help="encoder width (published 8192)")
+    ap.add_argument("--method", default="nrch", help="registered method (nrch, scbch, dcgmh, baseline)")
+    ap.add_argument("--hidden", type=int, default=None, help="encoder width (default: the published one)")
     ap.add_argument("--epoch", type=int, default=0, help="epoch index to run (0: warm-up; >= 19: after warm-up)")
     ap.add_argument("--epochs", type=int, default=1, help="how many epochs to time, from --epoch on")
     ap.add_argument("--device", default="auto")
@@ -59,10 +61,17 @@ def main() -> None:
     view = TrainView(image=torch.as_tensor(rng.standard_normal((args.n, args.image_dim), dtype=np.float32), device=device),
                      text=torch.as_tensor(rng.standard_normal((args.n, args.text_dim), dtype=np.float32), device=device),
                      labels=torch.as_tensor(labels, device=device))
-    hp, _ = resolve_hparams("nrch", "mirflickr25k", {"image_hidden": [args.hidden, args.hidden],
-                                                      "text_hidden": [args.hidden]})
+    cls = get_method(args.method)
+    overrides = {}
+    if args.hidden:  # the same depth as published, narrower
+        overrides = {key: [args.hidden] * len(cls.defaults[key]) for key in ("image_hidden", "text_hidden")}
+    if "oracle_noise_rate" in cls.defaults:
+        overrides["oracle_noise_rate"] = 0.4  # DCGMH's paper protocol flags this fraction
+    hp, _ = resolve_hparams(args.method, "mirflickr25k", overrides)
+    if cls.reads_clean_labels:  # the `paper` protocol's correction reads them (random data: clean = noisy)
+        view.clean_labels = view.labels.clone()
     torch.manual_seed(args.seed)
-    method = NRCH(args.image_dim, args.text_dim, args.classes, args.bits, hp, "paper").to(device)
+    method = cls(args.image_dim, args.text_dim, args.classes, args.bits, hp, "paper").to(device)
     optimizer, _ = method.configure_optimizer()
     n_params = sum(p.numel() for p in method.parameters())
     generator = torch.Generator().manual_seed(args.seed)
@@ -82,10 +91,13 @@ def main() -> None:
         sync()
         t_sep = time.perf_counter() - t0
         weights = selection.weights if selection is not None else None
-        order = torch.randperm(args.n, generator=generator).to(device)
+        rows_kept = torch.arange(args.n)  # as the trainer: a Selection's `kept` rows only, shuffled
+        if selection is not None and selection.kept is not None:
+            rows_kept = torch.nonzero(selection.kept.detach().cpu(), as_tuple=False).flatten()
+        order = rows_kept[torch.randperm(rows_kept.numel(), generator=generator)].to(device)
         steps, trained_rows = 0, 0.0
         t1 = time.perf_counter()
-        for b in range(0, args.n, hp["batch_size"]):
+        for b in range(0, order.numel(), hp["batch_size"]):
             idx = order[b:b + hp["batch_size"]]
             if idx.numel() < 2:
                 continue
@@ -96,15 +108,16 @@ def main() -> None:
             loss.backward()
             optimizer.step()
             steps += 1
-            trained_rows += parts.get("rows", 0.0)
+            trained_rows += parts.get("rows", float(idx.numel()))
         sync()
         t_train = time.perf_counter() - t1
         kept = float(selection.extra.get("kept_fraction", 1.0)) if selection is not None else 1.0
         rows.append((epoch, t_sep, t_train, t_sep + t_train, steps, trained_rows, kept, loss.item()))
 
     load = os.getloadavg()
-    print(f"NRCH epoch benchmark: N={args.n}, image {args.image_dim}-d, text {args.text_dim}-d, {args.classes} classes, "
-          f"{args.bits} bits, widths {args.hidden}, {n_params / 1e6:.1f}M parameters")
+    print(f"{args.method} epoch benchmark: N={args.n}, image {args.image_dim}-d, text {args.text_dim}-d, "
+          f"{args.classes} classes, {args.bits} bits, widths {hp['image_hidden']} / {hp['text_hidden']}, "
+          f"{n_params / 1e6:.1f}M parameters")
     print(f"device {device}, torch threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other processes slow these numbers)")
     head = f"{'epoch':>5} {'separator s':>11} {'train s':>9} {'total s':>9} {'steps':>6} {'rows':>7} {'kept':>6} {'loss':>8}"
