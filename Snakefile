@@ -6,9 +6,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# The full grid unless a config is given: a --configfile replaces it instead of being merged
-# into it, so a small config never inherits the real datasets' cells.
-if not config:
+# The full grid unless a --configfile is given: that replaces it instead of being merged into
+# it, so a small config never inherits the real datasets' cells (--config key=value still
+# overrides either).
+if not workflow.config_settings.configfiles:
 
     configfile: "config/config.yaml"
 
