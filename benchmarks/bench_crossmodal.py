@@ -76,6 +76,9 @@ VARIANTS = {  # name -> (registered method, extra overrides on top of the method
     "scbch": ("scbch", {}),
     "scbch-cscc-off": ("scbch", {"cscc": False}),
     "scbch-bsch-off": ("scbch", {"bsch": False}),
+    "scbch-cross": ("scbch", {"cscc_similarity": "cross"}),  # option: the paper's cross-modal neighbours
+    "scbch-paper-order": ("scbch", {"bsch_start": "paper"}),  # option: BSCH with CSCC after warm-up
+    "scbch-code-weights": ("scbch", {"alpha": 0.3, "beta": 0.7}),  # option: the code's argument defaults
 }
 DIRECTIONS = ("i2t", "t2i", "avg")
 DIAGNOSTICS = ("select/auc", "select/weight_clean", "select/weight_noisy", "select/kept_fraction")
@@ -94,9 +97,11 @@ def preset(method: str, epochs: int, hidden: int, scbch_lr: float, nrch_lr: floa
     return {**widths, "epochs": epochs, "eval_every": max(1, round(5 * epochs / 50))}
 
 
-def run_one(ds, variant: str, overrides: dict, rate: float, seed: int, bits: int, protocol: str) -> dict:
+def run_one(ds, variant: str, overrides: dict, rate: float, seed: int, bits: int, protocol: str,
+            standardize: bool = False) -> dict:
     """Train one cell and score the selected model on query vs database with clean labels."""
-    _, result, seconds = train_cell(ds, VARIANTS[variant][0], "nrch", rate, seed, bits, protocol, overrides)
+    _, result, seconds = train_cell(ds, VARIANTS[variant][0], "nrch", rate, seed, bits, protocol, overrides,
+                                    standardize=standardize)
     q, db = ds.labels[ds.splits.query], ds.labels[ds.splits.database]
     c = result.codes
     row = {"variant": variant, "rate": rate, "seed": seed,
@@ -166,6 +171,8 @@ def main() -> int:
     ap.add_argument("--nrch-lr", type=float, default=1e-4, help="NRCH RMSprop lr (published 1e-5)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--standardize", action="store_true",
+                    help="z-score the features with the training rows' statistics (datasets.<name>.standardize_features)")
     ap.add_argument("--csv", type=Path, default=None, help="also write every run to this CSV")
     args = ap.parse_args()
 
@@ -176,7 +183,7 @@ def main() -> int:
     print(f"dataset {args.dataset_dir}: {ds.labels.shape[0]} rows, train {ds.splits.train.size} "
           f"(validation {ds.splits.validation.size}), query {ds.splits.query.size}, database "
           f"{ds.splits.database.size}, {ds.n_classes} classes; {args.bits} bits, protocol {args.protocol}, "
-          f"seeds {args.seeds}, torch threads {args.threads}")
+          f"seeds {args.seeds}, torch threads {args.threads}, standardized features {args.standardize}")
     overrides = {}
     for v in args.variants:
         method, extra = VARIANTS[v]
@@ -192,7 +199,7 @@ def main() -> int:
     for rate in args.rates:
         for seed in args.seeds:
             for v in args.variants:
-                row = run_one(ds, v, overrides[v], rate, seed, args.bits, args.protocol)
+                row = run_one(ds, v, overrides[v], rate, seed, args.bits, args.protocol, args.standardize)
                 runs.append(row)
                 diag = "  ".join(f"{k[7:]}={row[k]:.3f}" for k in row if k.startswith("select/"))
                 print(f"  rate {rate} seed {seed} {v:>15}: i2t {row['i2t']:.4f} t2i {row['t2i']:.4f} "

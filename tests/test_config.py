@@ -62,6 +62,7 @@ def test_also_grids_are_checked_and_named_in_errors(demo):
     (("grid", "protocols"), ["oracle"], "grid.protocols.0"),
     (("datasets", "embedded", "split", "n_query"), "many", "datasets.embedded.split.n_query"),
     (("grid", "typo_key"), [1], "grid"),
+    (("datasets", "embedded", "standardize_features"), "yes", "datasets.embedded.standardize_features"),
 ])
 def test_schema_rejects_bad_values(demo, path, value, key):
     cfg = copy.deepcopy(demo)

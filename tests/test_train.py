@@ -137,3 +137,51 @@ def test_finished_or_foreign_checkpoint_is_not_resumed(tmp_path):
     other._save_checkpoint(2, {"history": [], "best_score": 0.0, "best_epoch": 0, "best_state": None})
     assert make(ckpt=ckpt)[2].resumable_checkpoint() is None
     assert first.resumed_from is None
+
+
+def test_standardized_features_use_only_the_fitted_rows_statistics():
+    ds, _, trainer = make("sound", standardize=True)
+    image = trainer.view.image.double()
+    assert torch.allclose(image.mean(0), torch.zeros(image.shape[1], dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(image.std(0, unbiased=False), torch.ones(image.shape[1], dtype=torch.float64), atol=1e-4)
+    # query rows are scaled with the fitted rows' mean and std, not their own
+    fit = ds.image[trainer.fit_rows].astype(np.float64)
+    expected = (ds.image[ds.splits.query] - fit.mean(0)) / fit.std(0)
+    got = trainer._features(ds.splits.query, "image").double().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(got.mean(0), 0.0, atol=1e-3)  # ... so they are not centred themselves
+    plain = make("sound")[2]
+    assert plain.scaling is None and torch.equal(plain.view.image, torch.as_tensor(ds.image[plain.fit_rows]))
+    assert plain.fingerprint != trainer.fingerprint  # a checkpoint of the other setting is never resumed
+
+
+def test_standardized_features_survive_a_constant_column():
+    ds, noise, _ = make()
+    ds.text[:, 0] = 3.0
+    settings = TrainSettings(method="baseline", hp=HP, bits=16, protocol="sound", seed=0, device="cpu", progress=False,
+                             checkpoint_every=0, standardize=True)
+    trainer = Trainer(ds, noise.noisy, noise.corrupted, settings)
+    assert torch.isfinite(trainer.view.text).all() and torch.all(trainer.view.text[:, 0] == 0)
+    assert np.isfinite(trainer.run().selection_score)
+
+
+def test_stage_train_reads_standardize_features_from_the_dataset_config(tmp_path):
+    from cmhash.config import Cell
+    from cmhash.data.canonical import write_dataset
+    from cmhash.io import load_json
+    from cmhash.pipeline import stage_noise, stage_train
+
+    write_dataset(tmp_path / "dataset", clustered_dataset())
+    stage_noise(tmp_path / "dataset", "nrch", 0.2, 0, tmp_path / "noise")
+    cfg = {"experiment": "std", "device": "cpu", "threads": 1, "training": {"checkpoint_every": 0, "progress": False},
+           "methods": {"baseline": {"epochs": 2, "eval_every": 1, "batch_size": 32, "image_hidden": [16],
+                                    "text_hidden": [16]}}}
+    cell = Cell("tiny", "baseline", "nrch", 0.2, 16, 0, "sound")
+    codes = {}
+    for flag in (False, True):
+        cfg["datasets"] = {"tiny": {"standardize_features": flag}}
+        out = tmp_path / f"run-{flag}"
+        stage_train(cfg, cell, tmp_path / "dataset", tmp_path / "noise", out)
+        assert load_json(out / "config.json")["settings"]["standardize_features"] is flag
+        codes[flag] = np.load(out / "codes" / "query_image.npy")
+    assert not np.array_equal(codes[False], codes[True])  # the flag reaches the trainer

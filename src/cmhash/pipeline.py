@@ -166,14 +166,16 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
     cls = get_method(cell.method)
     denominator = cls.paper_denominator if cell.protocol == "paper" else "skip"
     training = cfg.get("training") or {}
+    standardize = bool(((cfg.get("datasets") or {}).get(cell.dataset) or {}).get("standardize_features", False))
     settings = TrainSettings(method=cell.method, hp=hp, bits=cell.bits, protocol=cell.protocol, seed=cell.seed,
                              device=cfg.get("device", "auto"), checkpoint_every=training.get("checkpoint_every", 5),
                              ties=(cfg.get("evaluation") or {}).get("ties", "stable"), denominator=denominator,
-                             progress=training.get("progress", True))
+                             progress=training.get("progress", True), standardize=standardize)
     resolved = {"cell": cell.as_dict(), "hparams": hp, "hparam_source": provenance, "borrowed": borrowed,
                 "denominator": denominator, "dataset": {"dir": str(dataset_dir), **_dataset_summary(dataset)},
                 "noise": load_json(Path(noise_dir) / "noise.json"), "settings": {
-                    "device": settings.device, "checkpoint_every": settings.checkpoint_every, "ties": settings.ties},
+                    "device": settings.device, "checkpoint_every": settings.checkpoint_every, "ties": settings.ties,
+                    "standardize_features": standardize},
                 "experiment": cfg["experiment"], "git_commit": git_commit()}
     save_json(out / "config.json", resolved)
 
@@ -187,7 +189,7 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
         tracker = RunTracker(tracking_uri, cfg["experiment"], run_name=_run_name(cell), run_id=previous)
         if tracker.run_id and previous is None:
             tracker.log_params({**{k: v for k, v in cell.as_dict().items()}, **{f"hp.{k}": v for k, v in hp.items()},
-                                "borrowed": ",".join(borrowed) or "none"})
+                                "borrowed": ",".join(borrowed) or "none", "standardize_features": standardize})
             tracker.set_tags({**cell.as_dict(), "git_commit": resolved["git_commit"], "task": cls.task})
             tracker.log_artifact(out / "config.json")
         if tracker.run_id:

@@ -50,6 +50,7 @@ class TrainSettings:
     ties: str = "stable"
     denominator: str = "skip"
     progress: bool = True
+    standardize: bool = False  # z-score features with the fitted rows' statistics (datasets.<name>.standardize_features)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -117,9 +118,9 @@ class Trainer:
         self.validation_noisy = noisy_train_labels[[noisy_by_row[r] for r in splits.validation.tolist()]]
 
         dev = self.device
-        feats = lambda rows, a: torch.as_tensor(a[rows], dtype=torch.float32, device=dev)
+        self.scaling = self._feature_scaling() if settings.standardize else None
         self.view = TrainView(
-            image=feats(self.fit_rows, dataset.image), text=feats(self.fit_rows, dataset.text),
+            image=self._features(self.fit_rows, "image"), text=self._features(self.fit_rows, "text"),
             labels=torch.as_tensor(self.fit_noisy, dtype=torch.float32, device=dev))
         cls = get_method(settings.method)
         if cls.reads_clean_labels and settings.protocol == "paper":
@@ -132,11 +133,30 @@ class Trainer:
         self.optimizer, self.scheduler = self.method.configure_optimizer()
         self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
 
+    # -- features -----------------------------------------------------------------------
+    def _feature_scaling(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per-column mean and standard deviation of each modality over the rows the method is
+        fitted on (never the query, database or validation rows), in float64 for accuracy.
+        A constant column keeps its scale (std 1) instead of dividing by zero."""
+        out = {}
+        for modality in ("image", "text"):
+            x = np.asarray(getattr(self.dataset, modality)[self.fit_rows], dtype=np.float64)
+            mean, std = x.mean(axis=0), x.std(axis=0)
+            std[std < 1e-12] = 1.0
+            out[modality] = tuple(torch.as_tensor(a, dtype=torch.float32, device=self.device) for a in (mean, std))
+        return out
+
+    def _features(self, rows: np.ndarray, modality: str) -> torch.Tensor:
+        """The features of ``rows`` on the device, standardised when the settings ask for it."""
+        x = torch.as_tensor(getattr(self.dataset, modality)[rows], dtype=torch.float32, device=self.device)
+        if self.scaling is None:
+            return x
+        mean, std = self.scaling[modality]
+        return (x - mean) / std
+
     # -- evaluation ---------------------------------------------------------------------
     def _encode_rows(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        ds = self.dataset
-        return self.method.encode_all(torch.as_tensor(ds.image[rows], dtype=torch.float32, device=self.device),
-                                      torch.as_tensor(ds.text[rows], dtype=torch.float32, device=self.device))
+        return self.method.encode_all(self._features(rows, "image"), self._features(rows, "text"))
 
     def selection_scores(self) -> dict[str, float]:
         """mAP per direction on the protocol's model-selection split."""
@@ -162,7 +182,8 @@ class Trainer:
         cell and the data's shape. A checkpoint of another configuration is never resumed."""
         s, ds = self.settings, self.dataset
         key = {"method": s.method, "hp": s.hp, "bits": s.bits, "protocol": s.protocol, "seed": s.seed,
-               "ties": s.ties, "denominator": s.denominator, "rows": len(self.view), "classes": ds.n_classes,
+               "ties": s.ties, "denominator": s.denominator, **({"standardize": True} if s.standardize else {}),
+               "rows": len(self.view), "classes": ds.n_classes,
                "dims": [int(ds.image.shape[1]), int(ds.text.shape[1])]}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
