@@ -20,11 +20,12 @@ from tests.helpers import REPO
 pytestmark = pytest.mark.integration
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, configfile: str = "config/test.yaml"
+              ) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--resources", "gpu=1",
-                           "--configfile", "config/test.yaml", *args], cwd=workdir, env=env,
+                           "--configfile", configfile, *args], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=1200)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
@@ -112,3 +113,31 @@ def test_rerun_is_a_no_op_and_lint_is_clean(workflow_run):
     work, _ = workflow_run
     proc = snakemake(work, "--dry-run")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def _planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts per rule from a dry run's summary table ('rule  count' lines)."""
+    counts = {}
+    for line in (proc.stdout + proc.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_training_settings_rerun_exactly_the_training_jobs(workflow_run):
+    work, _ = workflow_run
+    cfg = yaml.safe_load((work / "config/test.yaml").read_text())
+    cfg["datasets"]["embedded"]["standardize_features"] = True
+    (work / "config/changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))  # key order is part of a param
+    jobs = _planned_jobs(snakemake(work, "--dry-run", configfile="config/changed.yaml"))
+    n_cells = len(cells(cfg))
+    assert jobs.get("train") == n_cells and jobs.get("evaluate") == n_cells, jobs
+    for rule in ("generate_embedded", "prepare", "image_features", "text_features", "assemble_dataset", "noise",
+                 "mlflow_experiment"):
+        assert rule not in jobs, jobs  # no data or feature job reruns for a training-only key
+    cfg["datasets"]["embedded"].pop("standardize_features")
+    cfg["methods"]["baseline"]["lr"] = 0.01
+    (work / "config/changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))  # key order is part of a param
+    jobs = _planned_jobs(snakemake(work, "--dry-run", configfile="config/changed.yaml"))
+    assert jobs.get("train") == n_cells, jobs

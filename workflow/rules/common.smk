@@ -43,6 +43,25 @@ def ds_cfg(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
+TRAINING_ONLY_KEYS = ("standardize_features",)
+
+
+def data_cfg(wildcards):
+    """The dataset's config as the data and feature rules see it (their params): without the
+    keys only training reads, so changing one of those reruns no data or feature job."""
+    return {k: v for k, v in ds_cfg(wildcards).items() if k not in TRAINING_ONLY_KEYS}
+
+
+def train_settings(wildcards):
+    """What of the config shapes one training cell besides its wildcards: the method's
+    hyper-parameter overrides and the dataset's feature scaling. As a rule param, changing
+    either reruns exactly the cells it concerns (Snakemake's params rerun trigger)."""
+    return {
+        "methods": (config.get("methods") or {}).get(wildcards.method) or {},
+        "standardize_features": bool(ds_cfg(wildcards).get("standardize_features", False)),
+    }
+
+
 def published_noise_input(wildcards):
     """The published noise file when the cell's noise model is `published` (else nothing)."""
     if wildcards.noise_model != "published" or float(wildcards.rate) == 0:

@@ -9,7 +9,7 @@ rule generate_embedded:
     conda:
         "../../envs/cmhash.yaml"
     params:
-        cfg=ds_cfg,
+        cfg=data_cfg,
     script:
         "../scripts/generate.py"
 
@@ -28,7 +28,7 @@ rule prepare:
     conda:
         "../../envs/cmhash.yaml"
     params:
-        cfg=ds_cfg,
+        cfg=data_cfg,
     script:
         "../scripts/prepare.py"
 
@@ -47,6 +47,6 @@ rule assemble_dataset:
     conda:
         "../../envs/cmhash.yaml"
     params:
-        cfg=ds_cfg,
+        cfg=data_cfg,
     script:
         "../scripts/assemble.py"

@@ -12,7 +12,7 @@ rule download_raw:
     conda:
         "../../envs/cmhash.yaml"
     params:
-        cfg=ds_cfg,
+        cfg=data_cfg,
         settings=config.get("download", {}),
     resources:
         downloads=1,

@@ -12,7 +12,7 @@ rule image_features:
     conda:
         "../../envs/cmhash.yaml"
     params:
-        cfg=ds_cfg,
+        cfg=data_cfg,
         device=config.get("device", "auto"),
     threads: config.get("threads", 1)
     resources:

@@ -45,6 +45,7 @@ rule train:
         "../../envs/cmhash.yaml"
     params:
         uri=tracking_uri(),
+        settings=train_settings,
     threads: config.get("threads", 1)
     resources:
         gpu=1,
