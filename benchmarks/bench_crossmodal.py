@@ -80,6 +80,7 @@ VARIANTS = {  # name -> (registered method, extra overrides on top of the method
     "scbch-paper-order": ("scbch", {"bsch_start": "paper"}),  # option: BSCH with CSCC after warm-up
     "scbch-code-weights": ("scbch", {"alpha": 0.3, "beta": 0.7}),  # option: the code's argument defaults
 }
+MAIN_VARIANTS = ["baseline", "nrch", "nrch-separator-off", "scbch", "scbch-cscc-off", "scbch-bsch-off"]
 DIRECTIONS = ("i2t", "t2i", "avg")
 DIAGNOSTICS = ("select/auc", "select/weight_clean", "select/weight_noisy", "select/kept_fraction")
 
@@ -134,6 +135,18 @@ def write_csv(path: Path, runs: list[dict]) -> None:
         writer.writerows(runs)
 
 
+def read_csvs(paths: list[Path]) -> list[dict]:
+    """Runs written by ``--csv``, numbers parsed back (empty cells dropped); a (variant, rate,
+    seed) run found in several files counts once (the last file's)."""
+    runs: dict[tuple, dict] = {}
+    for path in paths:
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                run = {k: (v if k == "variant" else float(v)) for k, v in row.items() if v != ""}
+                runs[(run["variant"], run["rate"], run["seed"])] = run
+    return list(runs.values())
+
+
 def summarise(runs: list[dict], rates: list[float], variants: list[str]) -> None:
     """Mean +- std table and the verdicts against the baseline."""
     print()
@@ -175,12 +188,19 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--scbch-lr", type=float, default=3e-4, help="SCBCH Adam lr (published 1e-4)")
     ap.add_argument("--nrch-lr", type=float, default=1e-4, help="NRCH RMSprop lr (published 1e-5)")
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=MAIN_VARIANTS, choices=list(VARIANTS))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--standardize", action="store_true",
                     help="z-score the features with the training rows' statistics (datasets.<name>.standardize_features)")
     ap.add_argument("--csv", type=Path, default=None, help="also write every run to this CSV")
+    ap.add_argument("--summarise", type=Path, nargs="+", metavar="CSV",
+                    help="train nothing: print the table of the runs in these --csv files (e.g. rates or seeds "
+                         "run as separate processes)")
     args = ap.parse_args()
+    if args.summarise:
+        runs = read_csvs(args.summarise)
+        summarise(runs, sorted({r["rate"] for r in runs}), [v for v in VARIANTS if any(r["variant"] == v for r in runs)])
+        return 0
 
     torch.set_num_threads(args.threads)
     ds = load_embedded(args.dataset_dir)
