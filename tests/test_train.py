@@ -126,12 +126,14 @@ def test_bad_inputs_are_named():
         TrainSettings(method="baseline", hp=HP, bits=16, protocol="oracle", seed=0)
 
 
-def test_finished_or_foreign_checkpoint_is_not_resumed(tmp_path):
+def test_finished_or_foreign_checkpoint_is_not_resumed(tmp_path, caplog):
     ckpt = tmp_path / "c.pt"
     first = make(ckpt=ckpt)[2].run()
     again = make(ckpt=ckpt)[2]
-    assert again.resumable_checkpoint() is None  # a finished run: a re-run trains afresh
-    assert again.run().resumed_from is None
+    with caplog.at_level("WARNING", logger="cmhash"):
+        assert again.resumable_checkpoint() is None  # a finished run: a re-run trains afresh
+        assert again.run().resumed_from is None
+    assert sum("from a finished run" in r.getMessage() for r in caplog.records) == 1  # said once, not per check
     # an interrupted checkpoint of another configuration is not resumed either
     _, _, other = make(ckpt=ckpt, hp={**HP, "lr": 5e-4})
     other._save_checkpoint(2, {"history": [], "best_score": 0.0, "best_epoch": 0, "best_state": None})

@@ -98,6 +98,7 @@ class Trainer:
         self.dataset, self.settings = dataset, settings
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self._checkpoint: dict[str, Any] | None = None
+        self._checkpoint_checked = False  # the file is read (and a rejection warned about) once
         self.log_metrics = log_metrics or (lambda metrics, step: None)
         self.device = resolve_device(settings.device)
         hp = settings.hp
@@ -192,8 +193,9 @@ class Trainer:
 
         A checkpoint of a finished run (``complete``) or of another configuration is ignored
         with a warning, so re-running a cell (e.g. ``--forcerun``) trains it afresh."""
-        if self._checkpoint is not None:
+        if self._checkpoint_checked:
             return self._checkpoint
+        self._checkpoint_checked = True
         if self.checkpoint_path is None or not self.checkpoint_path.is_file():
             return None
         try:
