@@ -24,8 +24,9 @@ def snakemake(workdir: Path, *args: str, check: bool = True, configfile: str = "
               ) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--resources", "gpu=1",
-                           "--configfile", configfile, *args], cwd=workdir, env=env,
+    # targets first: --resources and --configfile take several values each
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *args, "--cores", "2", "--resources", "gpu=1",
+                           "--configfile", configfile], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=1200)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
@@ -141,3 +142,16 @@ def test_training_settings_rerun_exactly_the_training_jobs(workflow_run):
     (work / "config/changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))  # key order is part of a param
     jobs = _planned_jobs(snakemake(work, "--dry-run", configfile="config/changed.yaml"))
     assert jobs.get("train") == n_cells, jobs
+
+
+def test_another_experiment_reruns_no_training_job(workflow_run):
+    """Configs sharing results/ (e.g. the demo and Wikipedia) each keep their MLflow experiment
+    record, so running one does not make the other's finished cells look out of date."""
+    work, _ = workflow_run
+    cfg = yaml.safe_load((work / "config/test.yaml").read_text())
+    cfg["experiment"] = "another experiment/name"
+    (work / "config/other.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snakemake(work, "mlflow_experiment", configfile="config/other.yaml")
+    assert (work / "results/mlflow/experiments/another%20experiment%2Fname.json").is_file()
+    proc = snakemake(work, "--dry-run")  # back to the first config: nothing to do
+    assert "Nothing to be done" in proc.stdout + proc.stderr

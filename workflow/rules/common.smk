@@ -2,6 +2,7 @@
 import json
 import os
 import sys
+from urllib.parse import quote
 
 from snakemake.utils import validate
 
@@ -94,6 +95,12 @@ def assemble_input(wildcards):
         "image": f"{base}/image.npy",
         "text": f"{base}/text.npy",
     }
+
+
+def experiment_record():
+    """The file that marks the config's MLflow experiment as created: one per experiment name,
+    so running another config (another experiment) in the same results/ reruns no training job."""
+    return f"results/mlflow/experiments/{quote(config['experiment'], safe='')}.json"
 
 
 def tracking_uri():

@@ -15,7 +15,7 @@ localrules:
 
 rule mlflow_experiment:
     output:
-        "results/mlflow/experiment.json",
+        experiment_record(),
     log:
         "results/logs/mlflow_experiment.log",
     conda:
@@ -31,7 +31,7 @@ rule train:
     input:
         dataset="results/datasets/{dataset}/labels.npy",
         noisy="results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/noisy_labels.npy",
-        experiment="results/mlflow/experiment.json",
+        experiment=experiment_record(),
     output:
         codes=directory(
             "results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/codes"
