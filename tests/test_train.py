@@ -105,7 +105,7 @@ def test_selection_hook_drives_batches_and_diagnostics(monkeypatch):
             return Selection(kept=kept, clean_score=kept.float(), extra={"threshold": 0.3})
 
     monkeypatch.setitem(METHODS, "keep_half_for_test", KeepFirstHalf)
-    _, noise, trainer = make(method="keep_half_for_test", rate=0.5)
+    _, _noise, trainer = make(method="keep_half_for_test", rate=0.5)
     result = trainer.run()
     row = result.history[1]
     n = len(trainer.view)
