@@ -4,7 +4,13 @@ import copy
 import pytest
 import yaml
 
-from cmhash.config import cells, check_config, load_and_check, validate_schema
+from cmhash.config import (
+    cell_settings,
+    cells,
+    check_config,
+    load_and_check,
+    validate_schema,
+)
 from cmhash.errors import ConfigError
 from tests.helpers import REPO
 
@@ -87,3 +93,10 @@ def test_semantic_checks_name_the_key(demo, mutate, message):
     validate_schema(cfg)
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         check_config(cfg)
+
+
+def test_cell_settings_are_what_training_reads_with_defaults():
+    cfg = {"methods": {"nrch": {"lr": 1e-4}}, "datasets": {"wiki": {"standardize_features": True}, "mir": {}}}
+    assert cell_settings(cfg, "nrch", "wiki") == {"methods": {"lr": 1e-4}, "standardize_features": True}
+    assert cell_settings(cfg, "scbch", "mir") == {"methods": {}, "standardize_features": False}
+    assert cell_settings({}, "nrch", "wiki") == {"methods": {}, "standardize_features": False}

@@ -139,3 +139,18 @@ def cells(cfg: dict[str, Any]) -> list[Cell]:
                                          g["protocols"]):
             seen.setdefault(Cell(*values), None)
     return list(seen)
+
+
+# Dataset keys that only the training stage reads (the data and feature stages never see them).
+TRAINING_ONLY_DATASET_KEYS = ("standardize_features",)
+
+
+def cell_settings(cfg: dict[str, Any], method: str, dataset: str) -> dict[str, Any]:
+    """What of the config shapes one training cell besides the cell itself: the method's
+    hyper-parameter overrides (``methods.<method>``) and the dataset's feature scaling
+    (``datasets.<dataset>.standardize_features``, default false). The training stage reads
+    them here, and the workflow's train rule records them as params, so a change to either
+    reruns exactly the cells it concerns."""
+    return {"methods": dict((cfg.get("methods") or {}).get(method) or {}),
+            "standardize_features": bool(((cfg.get("datasets") or {}).get(dataset) or {}).get(
+                "standardize_features", False))}

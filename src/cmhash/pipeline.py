@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from cmhash.config import Cell
+from cmhash.config import Cell, cell_settings
 from cmhash.data.canonical import Dataset, read_dataset, read_prepared, write_dataset
 from cmhash.errors import ConfigError, DataError
 from cmhash.io import atomic_path, load_json, load_npy, save_json, save_npy
@@ -154,7 +154,9 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
     dataset = read_dataset(dataset_dir)
     noisy = load_npy(Path(noise_dir) / "noisy_labels.npy", ndim=2)
     corrupted = load_npy(Path(noise_dir) / "corrupted.npy", ndim=1)
-    hp, provenance = resolve_hparams(cell.method, cell.dataset, (cfg.get("methods") or {}).get(cell.method))
+    chosen = cell_settings(cfg, cell.method, cell.dataset)
+    standardize = chosen["standardize_features"]
+    hp, provenance = resolve_hparams(cell.method, cell.dataset, chosen["methods"])
     borrowed = sorted(k for k, v in provenance.items() if v.startswith("borrowed"))
     if borrowed:
         log.warning("%s on %s: hyper-parameters %s not published for this dataset, borrowed from MIRFlickr-25K",
@@ -166,7 +168,6 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
     cls = get_method(cell.method)
     denominator = cls.paper_denominator if cell.protocol == "paper" else "skip"
     training = cfg.get("training") or {}
-    standardize = bool(((cfg.get("datasets") or {}).get(cell.dataset) or {}).get("standardize_features", False))
     settings = TrainSettings(method=cell.method, hp=hp, bits=cell.bits, protocol=cell.protocol, seed=cell.seed,
                              device=cfg.get("device", "auto"), checkpoint_every=training.get("checkpoint_every", 5),
                              ties=(cfg.get("evaluation") or {}).get("ties", "stable"), denominator=denominator,

@@ -183,7 +183,9 @@ class Trainer:
         cell and the data's shape. A checkpoint of another configuration is never resumed."""
         s, ds = self.settings, self.dataset
         key = {"method": s.method, "hp": s.hp, "bits": s.bits, "protocol": s.protocol, "seed": s.seed,
-               "ties": s.ties, "denominator": s.denominator, **({"standardize": True} if s.standardize else {}),
+               "ties": s.ties, "denominator": s.denominator,
+               # only when on: checkpoints written before the setting existed stay resumable
+               **({"standardize": True} if s.standardize else {}),
                "rows": len(self.view), "classes": ds.n_classes,
                "dims": [int(ds.image.shape[1]), int(ds.text.shape[1])]}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()

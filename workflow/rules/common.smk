@@ -17,7 +17,7 @@ def use_checkout_sources(src):
 
 use_checkout_sources(os.path.join(workflow.basedir, "src"))
 
-from cmhash.config import cells, check_config, format_rate
+from cmhash.config import TRAINING_ONLY_DATASET_KEYS, cell_settings, cells, check_config, format_rate
 from cmhash.data import SOURCES
 from cmhash.data.published import configured_noise_file
 
@@ -44,23 +44,16 @@ def ds_cfg(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
-TRAINING_ONLY_KEYS = ("standardize_features",)
-
-
 def data_cfg(wildcards):
     """The dataset's config as the data and feature rules see it (their params): without the
     keys only training reads, so changing one of those reruns no data or feature job."""
-    return {k: v for k, v in ds_cfg(wildcards).items() if k not in TRAINING_ONLY_KEYS}
+    return {k: v for k, v in ds_cfg(wildcards).items() if k not in TRAINING_ONLY_DATASET_KEYS}
 
 
 def train_settings(wildcards):
-    """What of the config shapes one training cell besides its wildcards: the method's
-    hyper-parameter overrides and the dataset's feature scaling. As a rule param, changing
-    either reruns exactly the cells it concerns (Snakemake's params rerun trigger)."""
-    return {
-        "methods": (config.get("methods") or {}).get(wildcards.method) or {},
-        "standardize_features": bool(ds_cfg(wildcards).get("standardize_features", False)),
-    }
+    """The train rule's params: the cell's settings as the training stage reads them
+    (cmhash.config.cell_settings); Snakemake's params trigger reruns a cell when they change."""
+    return cell_settings(config, wildcards.method, wildcards.dataset)
 
 
 def published_noise_input(wildcards):
@@ -97,10 +90,11 @@ def assemble_input(wildcards):
     }
 
 
-def experiment_record():
-    """The file that marks the config's MLflow experiment as created: one per experiment name,
-    so running another config (another experiment) in the same results/ reruns no training job."""
-    return f"results/mlflow/experiments/{quote(config['experiment'], safe='')}.json"
+def experiment_record(folder="results/mlflow/experiments", suffix=".json"):
+    """The file that marks the config's MLflow experiment as created (and, with another folder
+    and suffix, its log): one per experiment name, so running another config (another
+    experiment) in the same results/ reruns no training job."""
+    return f"{folder}/{quote(config['experiment'], safe='')}{suffix}"
 
 
 def tracking_uri():

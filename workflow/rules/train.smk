@@ -17,7 +17,7 @@ rule mlflow_experiment:
     output:
         experiment_record(),
     log:
-        "results/logs/mlflow_experiment.log",
+        experiment_record("results/logs/mlflow_experiment", ".log"),
     conda:
         "../../envs/cmhash.yaml"
     params:
