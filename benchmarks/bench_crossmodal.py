@@ -273,7 +273,7 @@ def main() -> int:
     for v in args.variants:
         method, extra = VARIANTS[v]
         overrides[v] = {**preset(method, args.epochs, args.hidden, args.scbch_lr, args.nrch_lr), **extra}
-        hp, _ = resolve_hparams(method, "embedded", overrides[v])
+        hp, _ = resolve_hparams(method, None, overrides[v])
         shown = sorted(set(overrides[v]) | ({"k", "margin", "shift", "alpha", "beta"} if method == "scbch" else set()))
         print(f"preset {v}: " + ", ".join(f"{k}={hp[k]}" for k in shown))
     print("small preset: hidden widths narrowed, learning rates raised (epoch-based settings scaled when --epochs "

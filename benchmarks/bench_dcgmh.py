@@ -69,6 +69,7 @@ from cmhash.train import Trainer
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO / "results" / "datasets" / "embedded"
 VARIANTS = ("full", "filter_only", "no_filtering")
+BATCHNORM = ("frozen", "train")  # paper: the published eval-mode BatchNorm after the first evaluation, or not
 DIAG_KEYS = ("flagged_fraction", "flagged_precision", "flagged_recall", "precision", "recall",
              "corrected_fraction", "correction_accuracy", "noise_rate_estimate", "noise_rate_true", "auc")
 
@@ -102,14 +103,17 @@ def final_diagnostics(trainer: Trainer, history: list[dict]) -> dict[str, float]
     return out
 
 
-def run_one(ds, rate: float, seed: int, bits: int, protocol: str, variant: str, overrides: dict) -> dict:
+def run_one(ds, rate: float, seed: int, bits: int, protocol: str, variant: str, overrides: dict,
+            batchnorm: str = "frozen") -> dict:
     denominator = "zero" if protocol == "paper" else "skip"
     trainer, result, seconds = train_cell(ds, "dcgmh", "dcgmh", rate, seed, bits, protocol,
-                                          {**overrides, "variant": variant, "oracle_noise_rate": rate},
+                                          {**overrides, "variant": variant, "oracle_noise_rate": rate,
+                                           "frozen_batchnorm": batchnorm == "frozen"},
                                           denominator=denominator)
     q, db = ds.labels[ds.splits.query], ds.labels[ds.splits.database]
     c = result.codes
     row = {"protocol": protocol, "variant": variant, "rate": rate, "seed": seed,
+           "batchnorm": batchnorm if protocol == "paper" else "train",
            "map_skip": map_at_all(c["query_fused"], c["database_fused"], q, db, denominator="skip"),
            "map_paper": map_at_all(c["query_fused"], c["database_fused"], q, db, denominator="zero"),
            "seconds": seconds}
@@ -130,6 +134,8 @@ def main() -> int:
     ap.add_argument("--bits", type=int, default=64)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--paper-variants", nargs="*", default=["full"], choices=VARIANTS)
+    ap.add_argument("--paper-batchnorm", nargs="+", default=["frozen"], choices=BATCHNORM,
+                    help="paper runs with the published frozen BatchNorm quirk and/or without it (train)")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--hidden", type=int, default=256)
@@ -150,6 +156,7 @@ def main() -> int:
         args.seeds = sorted({r["seed"] for r in runs})
         args.variants = [v for v in VARIANTS if any(r["variant"] == v and r["protocol"] == "sound" for r in runs)]
         args.paper_variants = [v for v in VARIANTS if any(r["variant"] == v and r["protocol"] == "paper" for r in runs)]
+        args.paper_batchnorm = [b for b in BATCHNORM if any(r["batchnorm"] == b and r["protocol"] == "paper" for r in runs)]
         summarise(runs, args)
         return 0
 
@@ -158,7 +165,7 @@ def main() -> int:
     if ds is None:
         return 2
     overrides = preset(args)
-    hp, _ = resolve_hparams("dcgmh", "embedded", overrides)
+    hp, _ = resolve_hparams("dcgmh", None, overrides)
     print(f"dataset {args.dataset_dir}: {ds.labels.shape[0]} rows, train {ds.splits.train.size} "
           f"(validation {ds.splits.validation.size}), query {ds.splits.query.size}, database "
           f"{ds.splits.database.size}, {ds.n_classes} classes; {args.bits} bits, seeds {args.seeds}")
@@ -166,16 +173,15 @@ def main() -> int:
           f" (lr={hp['lr']}, batch={hp['batch_size']}, alpha={hp['alpha']}, beta={hp['beta']}, "
           f"gamma={hp['gamma']}, eta={hp['eta']})")
 
-    jobs = [("sound", v) for v in args.variants] + [("paper", v) for v in args.paper_variants]
     runs: list[dict] = []
     for rate in args.rates:
         for seed in args.seeds:
-            for protocol, variant in jobs:
-                row = run_one(ds, rate, seed, args.bits, protocol, variant, overrides)
+            for protocol, variant, batchnorm in _jobs(args):
+                row = run_one(ds, rate, seed, args.bits, protocol, variant, overrides, batchnorm)
                 runs.append(row)
                 diag = "  ".join(f"{k[5:]}={row[k]:.3f}" for k in row if k.startswith("diag/") and k[5:] in
                                  ("flagged_precision", "flagged_recall", "correction_accuracy", "noise_rate_estimate"))
-                print(f"  rate {rate} seed {seed} {protocol:>5} {variant:>12}: mAP {row['map']:.4f} "
+                print(f"  rate {rate} seed {seed} {protocol:>5} {variant:>12} {batchnorm:>6} BN: mAP {row['map']:.4f} "
                       f"({row['seconds']:.0f} s) {diag}", flush=True)
                 if args.csv:  # rewritten after every run, so an interrupted benchmark keeps its runs
                     keys = sorted({k for r in runs for k in r})
@@ -187,26 +193,38 @@ def main() -> int:
     return 0
 
 
+def _jobs(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """(protocol, variant, batchnorm) of every run per rate and seed."""
+    return [("sound", v, "train") for v in args.variants] + [
+        ("paper", v, b) for v in args.paper_variants for b in args.paper_batchnorm]
+
+
+def _label(protocol: str, variant: str, batchnorm: str) -> str:
+    return f"{protocol[:5]}/{variant}" + ("/bn-train" if protocol == "paper" and batchnorm == "train" else "")
+
+
 def _parse_row(row: dict[str, str]) -> dict:
-    out: dict = {}
+    out: dict = {"batchnorm": "frozen" if row.get("protocol") == "paper" else "train"}  # CSVs from before the option
     for key, value in row.items():
         if value == "":
             continue
-        out[key] = value if key in ("protocol", "variant") else (int(value) if key == "seed" else float(value))
+        out[key] = value if key in ("protocol", "variant", "batchnorm") else (int(value) if key == "seed" else float(value))
     return out
 
 
 def summarise(runs: list[dict], args: argparse.Namespace) -> None:
     """Print the tables of the module docstring for ``runs``."""
-    jobs = [("sound", v) for v in args.variants] + [("paper", v) for v in args.paper_variants]
+    jobs = _jobs(args)
 
-    def cell(protocol: str, variant: str, rate: float) -> list[dict]:
-        return [r for r in runs if r["protocol"] == protocol and r["variant"] == variant and r["rate"] == rate]
+    def cell(protocol: str, variant: str, rate: float, batchnorm: str | None = None) -> list[dict]:
+        batchnorm = batchnorm or ("frozen" if protocol == "paper" and "frozen" in args.paper_batchnorm else "train")
+        return [r for r in runs if r["protocol"] == protocol and r["variant"] == variant and r["rate"] == rate
+                and r["batchnorm"] == batchnorm]
 
     print("\nfinal mAP (mean ± std over seeds)")
-    print(f"{'rate':>5} " + " ".join(f"{p[:5]}/{v}".rjust(22) for p, v in jobs))
+    print(f"{'rate':>5} " + " ".join(_label(*j).rjust(22) for j in jobs))
     for rate in args.rates:
-        stats = [mean_std([r["map"] for r in cell(p, v, rate)]) for p, v in jobs]
+        stats = [mean_std([r["map"] for r in cell(p, v, rate, b)]) for p, v, b in jobs]
         print(f"{rate:>5} " + " ".join(f"{m:.4f} ± {sd:.4f}".rjust(22) for m, sd in stats))
     if {"full", "no_filtering"} <= set(args.variants):
         print("\nsound: full vs no_filtering (better = mean difference > pooled std)")
@@ -222,13 +240,13 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> None:
     if at:
         print(f"\ndiagnostics at rate {args.diagnostics_rate} (last epoch's decisions; mean over seeds)")
         print(f"{'':>18} " + " ".join(k[:12].rjust(12) for k in DIAG_KEYS))
-        for p, v in jobs:
-            rows = [r for r in at if r["protocol"] == p and r["variant"] == v]
+        for p, v, b in jobs:
+            rows = [r for r in at if r["protocol"] == p and r["variant"] == v and r["batchnorm"] == b]
             vals = []
             for k in DIAG_KEYS:
                 xs = [r[f"diag/{k}"] for r in rows if f"diag/{k}" in r]
                 vals.append(f"{np.mean(xs):.3f}".rjust(12) if xs else "-".rjust(12))
-            print(f"{p[:5] + '/' + v:>18} " + " ".join(vals))
+            print(f"{_label(p, v, b):>18} " + " ".join(vals))
 
     for v in args.paper_variants:
         if v not in args.variants:
@@ -243,6 +261,13 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> None:
             ms, _ = mean_std([r["map"] for r in s])
             print(f"{rate:>5} paper {mp:.4f} (skip-denominator {mk:.4f}) - sound {ms:.4f} = {mp - ms:+.4f} "
                   f"(denominator's share {mp - mk:+.4f})")
+    if set(BATCHNORM) <= set(args.paper_batchnorm):
+        for v in args.paper_variants:
+            print(f"\npaper/{v}: the published frozen BatchNorm (engine.py) minus train-mode BatchNorm")
+            for rate in args.rates:
+                (mf, sf), (mt, st) = (mean_std([r["map"] for r in cell("paper", v, rate, b)]) for b in BATCHNORM)
+                print(f"{rate:>5} frozen {mf:.4f} ± {sf:.4f} - train {mt:.4f} ± {st:.4f} = {mf - mt:+.4f} "
+                      f"(pooled std {float(np.sqrt((sf**2 + st**2) / 2)):.4f})")
     if len(args.seeds) < 2:
         print("(one seed: std is 0, comparisons are indicative only)")
 

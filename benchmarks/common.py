@@ -27,7 +27,7 @@ def train_cell(ds: Dataset, method: str, noise_model: str, rate: float, seed: in
                overrides: dict[str, Any], **settings: Any) -> tuple[Trainer, TrainResult, float]:
     """Train one cell; returns the trainer (for its diagnostics), its result and the seconds."""
     noise = corrupt(ds.labels[ds.splits.train], noise_model, rate, seed)
-    hp, _ = resolve_hparams(method, "embedded", overrides)
+    hp, _ = resolve_hparams(method, None, overrides)
     config = TrainSettings(method=method, hp=hp, bits=bits, protocol=protocol, seed=seed, device="auto",
                            progress=False, checkpoint_every=0, **settings)
     t0 = time.perf_counter()

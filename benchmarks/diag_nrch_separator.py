@@ -99,7 +99,7 @@ def main() -> None:
     noise = corrupt(ds.labels[ds.splits.train], "nrch", args.rate, args.seed)
     rows = []
     for stage, epochs in (("end of warm-up", args.warmup), ("end of training", args.epochs)):
-        hp, _ = resolve_hparams("nrch", "embedded", {
+        hp, _ = resolve_hparams("nrch", None, {
             "image_hidden": [args.hidden, args.hidden], "text_hidden": [args.hidden], "lr": args.lr, "classifier_lr": args.classifier_lr,
             "epochs": epochs, "warmup_epochs": args.warmup, "eval_every": max(1, epochs), "selection": "last",
             "num_gradual": args.epochs})

@@ -23,8 +23,8 @@ def demo():
 
 
 def test_shipped_configs_are_valid():
-    for name in ("demo.yaml", "config.yaml", "test.yaml", "wikipedia.yaml"):
-        load_and_check(REPO / "config" / name)
+    for path in sorted((REPO / "config").glob("*.yaml")):
+        load_and_check(path)
 
 
 def test_grid_expands_to_every_cell(demo):
@@ -86,6 +86,11 @@ def test_schema_rejects_bad_values(demo, path, value, key):
     (lambda c: c["grid"].update(noise_models=["pairflip"]), "grid.noise_models: unknown noise model 'pairflip'"),
     (lambda c: c["datasets"]["embedded"].update(source="flickr"), "datasets.embedded.source: unknown source 'flickr'"),
     (lambda c: c["methods"]["baseline"].update(learning_rate=0.1), "methods.baseline.learning_rate: unknown hyper-parameter"),
+    (lambda c: c["methods"].update(scbch_cw={"variant_of": "scbhc"}), "methods.scbch_cw.variant_of: unknown method 'scbhc'"),
+    (lambda c: c["methods"].update(nrch={"variant_of": "scbch"}), "methods.nrch: a variant cannot take the name"),
+    (lambda c: c["methods"].update(scbch_cw={"alpha": 0.3}), "methods.scbch_cw: unknown method"),
+    (lambda c: c["methods"].update(scbch_cw={"variant_of": "scbch", "alfa": 0.3}) or c["grid"]["methods"].append("scbch_cw"),
+     "methods.scbch.alfa: unknown hyper-parameter"),
 ])
 def test_semantic_checks_name_the_key(demo, mutate, message):
     cfg = copy.deepcopy(demo)
@@ -100,3 +105,14 @@ def test_cell_settings_are_what_training_reads_with_defaults():
     assert cell_settings(cfg, "nrch", "wiki") == {"methods": {"lr": 1e-4}, "standardize_features": True}
     assert cell_settings(cfg, "scbch", "mir") == {"methods": {}, "standardize_features": False}
     assert cell_settings({}, "nrch", "wiki") == {"methods": {}, "standardize_features": False}
+
+
+def test_a_named_variant_is_a_grid_method_running_its_registered_method(demo):
+    cfg = copy.deepcopy(demo)
+    cfg["methods"]["scbch_code_weights"] = {"variant_of": "scbch", "alpha": 0.3, "beta": 0.7}
+    cfg["grid"]["methods"].append("scbch_code_weights")
+    check_config(cfg)
+    assert {c.method for c in cells(cfg)} >= {"scbch", "scbch_code_weights"}
+    chosen = cell_settings(cfg, "scbch_code_weights", "embedded")
+    assert chosen["variant_of"] == "scbch" and chosen["methods"] == {"alpha": 0.3, "beta": 0.7}
+    assert "variant_of" not in cell_settings(cfg, "scbch", "embedded")  # plain methods' params unchanged

@@ -168,13 +168,13 @@ def test_augmentations_follow_the_published_recipe():
 def test_registration_and_published_hyper_parameters():
     assert get_method("dcgmh") is DCGMH and DCGMH.task == FUSED
     assert DCGMH.paper_denominator == "zero" and DCGMH.reads_clean_labels
-    hp, src = resolve_hparams("dcgmh", "nus-wide")
+    hp, src = resolve_hparams("dcgmh", "nuswide21")
     assert (hp["warmup"], hp["lr"], hp["alpha"], hp["beta"], hp["gamma"], hp["eta"]) == (5, 0.001, 1, 0.05, 5, 1.5)
-    assert src["eta"] == "published:nus-wide"
+    assert src["eta"] == "published:nuswide21"
     hp, _ = resolve_hparams("dcgmh", "mscoco")
     assert (hp["warmup"], hp["lr"], hp["alpha"], hp["beta"], hp["gamma"], hp["eta"]) == (30, 0.01, 1, 0.2, 5, 1.2)
-    hp, src = resolve_hparams("dcgmh", "embedded")
-    assert (hp["warmup"], hp["lr"], hp["beta"], hp["eta"]) == (5, 0.005, 0.15, 1) and src["lr"] == "published:mirflickr25k"
+    hp, src = resolve_hparams("dcgmh", None)  # the embedded set: no published family, MIRFlickr borrowed
+    assert (hp["warmup"], hp["lr"], hp["beta"], hp["eta"]) == (5, 0.005, 0.15, 1) and src["lr"] == "borrowed:mirflickr25k"
     assert (hp["epochs"], hp["batch_size"], hp["margin"], hp["momentum"], hp["weight_decay"]) == (150, 48, 0.7, 0.9, 1e-5)
     assert (hp["eval_every"], hp["selection"], hp["lr_step_size"], hp["lr_decay"]) == (5, "last", 100, 0.1)
     assert resolve_hparams("dcgmh", "wikipedia")[1]["lr"] == "borrowed:mirflickr25k"

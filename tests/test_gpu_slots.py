@@ -252,7 +252,7 @@ def test_the_training_script_trains_on_a_free_slot_and_records_it(tmp_path, monk
     write_dataset("results/datasets/tiny", clustered_dataset())
     stage_noise("results/datasets/tiny", "nrch", 0.5, 0, "results/noise/tiny/nrch-0.5/seed0")
     cfg = {"experiment": "slots", "device": "auto", "threads": 1, "training": {"checkpoint_every": 0, "progress": False},
-           "methods": {"baseline": {"epochs": 2, "eval_every": 1, "batch_size": 32, "image_hidden": [16],
+           "datasets": {"tiny": {"source": "embedded"}}, "methods": {"baseline": {"epochs": 2, "eval_every": 1, "batch_size": 32, "image_hidden": [16],
                                     "text_hidden": [16]}}}
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {k: v for k, v in os.environ.items()

@@ -261,7 +261,7 @@ def test_before_epoch_is_deterministic_and_seed_varies_by_epoch():
 
 # -- hyper-parameters, state ------------------------------------------------------------------
 def test_published_defaults():
-    hp, src = resolve_hparams("nrch", "nus-wide")
+    hp, src = resolve_hparams("nrch", "nuswide21")
     assert get_method("nrch") is NRCH
     expected = {"lr": 1e-5, "weight_decay": 1e-5, "batch_size": 128, "epochs": 100, "lambda": 0.6, "margin": 0.2,
                 "shift": 1.0, "tau": 1.0, "threshold": 0.3, "warmup_epochs": 19, "gmm_max_iter": 10, "gmm_tol": 0.5,

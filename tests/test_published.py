@@ -85,6 +85,25 @@ def test_mirflickr_ucch_reproduces_the_published_labels_and_tags(mir_ucch) -> No
     assert set(ds.meta["source_files"]) == {"mirflickr25k-iall-vgg.mat", "mirflickr25k-yall.mat",
                                             "mirflickr25k-lall.mat"}
     assert SOURCES["mirflickr25k_ucch"].kind == "features"
+    checks = ds.meta["checksums"]
+    # LAll and YAll are NRCH's bytes; the XAll here is made by the test, so it cannot match NRCH's
+    assert checks["mirflickr25k-lall.mat"]["status"] == checks["mirflickr25k-yall.mat"]["status"] == "verified"
+    assert checks["mirflickr25k-iall-vgg.mat"]["status"] == "mismatch"
+    assert checks["mirflickr25k-iall-vgg.mat"]["published_sha256"].startswith("95ed1d9f")
+
+
+def test_checksum_mismatch_warns_naming_the_file_and_both_hashes(tmp_path: Path, caplog) -> None:
+    from cmhash.data.published import checksum_record
+
+    path = tmp_path / "mirflickr25k-lall-noise_0.2.h5"
+    path.write_bytes(b"a re-export")
+    with caplog.at_level("WARNING", logger="cmhash"):
+        record = checksum_record(path)
+    assert record["status"] == "mismatch"
+    assert str(path) in caplog.text and record["sha256"] in caplog.text and "9b45b5beb112be3e" in caplog.text
+    other = tmp_path / "my-own-file.mat"
+    other.write_bytes(b"x")
+    assert checksum_record(other)["status"] == "unlisted"
 
 
 @pytest.mark.parametrize("rate", [0.2, 0.5, 0.8])
@@ -256,6 +275,8 @@ def test_noise_stage_with_the_published_model_writes_the_files_rows(mir_ucch, tm
     assert corrupted.sum() == 5000
     meta = json.loads((tmp_path / "noise" / "noise.json").read_text())
     assert meta["file"] == str(path) and meta["n_corrupted"] == 5000 and meta["model"] == "published"
+    assert meta["checksum"]["status"] == "verified"  # the bytes NRCH published
+    assert meta["checksum"]["sha256"] == "9d00abebf089f8a59d7dad71ebfe85aaa9aaffeb2ab2a61fb31979af91ba6598"
     stage_noise(ds_dir, "published", 0.0, 7, tmp_path / "clean")  # rate 0: the clean rows, no file read
     np.testing.assert_array_equal(np.load(tmp_path / "clean" / "noisy_labels.npy"),
                                   mir_ucch.labels[mir_ucch.splits.train])

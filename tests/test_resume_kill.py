@@ -23,7 +23,7 @@ EPOCHS = 8
 BLOCK_AT = 5  # the process trains epochs 0-4, saves checkpoints up to next_epoch=4, then is killed before saving 5
 
 CFG = {
-    "experiment": "resume-kill", "device": "cpu", "threads": 1,
+    "experiment": "resume-kill", "device": "cpu", "threads": 1, "datasets": {"tiny": {"source": "embedded"}},
     "training": {"checkpoint_every": 1, "progress": False},
     "evaluation": {"ties": "stable", "precision_at": [1, 10]},
     "methods": {"nrch": {"epochs": EPOCHS, "eval_every": 3, "batch_size": 32, "warmup_epochs": 3,

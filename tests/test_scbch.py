@@ -192,8 +192,8 @@ def test_published_defaults_per_dataset():
                 "gamma": 0.5, "alpha": 0.7, "beta": 0.3, "lambda_class": 1.0, "eval_every": 1, "selection": "best",
                 "bsch_start": "code", "cscc_similarity": "within", "cscc": True, "bsch": True,
                 "image_hidden": [8192, 8192], "text_hidden": [8192]}
-    published = {"nus-wide": (20, 0.2, 1.0), "mirflickr25k": (20, 0.15, 0.8), "mscoco": (20, 0.3, 1.1),
-                 "iapr-tc12": (20, 0.3, 1.2)}
+    published = {"nuswide21": (20, 0.2, 1.0), "mirflickr25k": (20, 0.15, 0.8), "mscoco": (20, 0.3, 1.1),
+                 "iaprtc12": (20, 0.3, 1.2)}
     for dataset, (k, margin, shift) in published.items():
         hp, src = resolve_hparams("scbch", dataset)
         assert {key: hp[key] for key in expected} == expected

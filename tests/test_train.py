@@ -181,9 +181,70 @@ def test_stage_train_reads_standardize_features_from_the_dataset_config(tmp_path
     cell = Cell("tiny", "baseline", "nrch", 0.2, 16, 0, "sound")
     codes = {}
     for flag in (False, True):
-        cfg["datasets"] = {"tiny": {"standardize_features": flag}}
+        cfg["datasets"] = {"tiny": {"source": "embedded", "standardize_features": flag}}
         out = tmp_path / f"run-{flag}"
         stage_train(cfg, cell, tmp_path / "dataset", tmp_path / "noise", out)
         assert load_json(out / "config.json")["settings"]["standardize_features"] is flag
         codes[flag] = np.load(out / "codes" / "query_image.npy")
     assert not np.array_equal(codes[False], codes[True])  # the flag reaches the trainer
+
+
+# -- issue 13: the published candidate epochs and DCGMH's frozen BatchNorm ----------------------
+def _scored_epochs(method, protocol, epochs, eval_every, **extra):
+    from cmhash.methods import resolve_hparams
+
+    hp, _ = resolve_hparams(method, "mirflickr25k", {"epochs": epochs, "eval_every": eval_every, "batch_size": 32,
+                                                     "image_hidden": [16], "text_hidden": [16], **extra})
+    ds = clustered_dataset()
+    noise = corrupt(ds.labels[ds.splits.train], "nrch", 0.2, seed=1)
+    settings = TrainSettings(method=method, hp=hp, bits=8, protocol=protocol, seed=0, device="cpu",
+                             progress=False, checkpoint_every=0)
+    result = Trainer(ds, noise.noisy, noise.corrupted, settings).run()
+    scored = [int(r["epoch"]) for r in result.history if "select_map/i2t" in r]
+    assert result.selected_epoch in scored
+    return scored
+
+
+@pytest.mark.parametrize("protocol", ["paper", "sound"])
+def test_nrch_candidates_are_the_published_ones(protocol):
+    # published NRCH: scored at the start of epoch e iff (e + 1) % eval_every == 0, never the final model
+    scored = _scored_epochs("nrch", protocol, epochs=6, eval_every=3, warmup_epochs=2)
+    assert scored == ([2, 5] if protocol == "paper" else [2, 5, 6])
+
+
+@pytest.mark.parametrize("protocol", ["paper", "sound"])
+def test_scbch_candidates_are_the_published_ones(protocol):
+    # published SCBCH: scored at the start of every epoch, never after the last
+    scored = _scored_epochs("scbch", protocol, epochs=3, eval_every=1, warmup_epochs=1, k=3)
+    assert scored == ([0, 1, 2] if protocol == "paper" else [0, 1, 2, 3])
+
+
+def test_baseline_candidates_unchanged():
+    assert _scored_epochs("baseline", "paper", epochs=4, eval_every=2) == [0, 2, 4]
+
+
+@pytest.mark.parametrize("protocol,frozen", [("paper", True), ("paper", False), ("sound", True)])
+def test_dcgmh_trains_in_eval_mode_after_the_first_official_evaluation(monkeypatch, protocol, frozen):
+    """Published DCGMH (engine.py): eval mode from epoch index eval_every on, under `paper` only."""
+    from cmhash.methods.dcgmh import DCGMH
+
+    modes: dict[int, set[bool]] = {}
+    real_loss = DCGMH.loss
+
+    def spy(self, batch, epoch):
+        modes.setdefault(epoch, set()).add(self.training)
+        bn = [m for m in self.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+        assert all(m.training is self.training for m in bn)
+        return real_loss(self, batch, epoch)
+
+    monkeypatch.setattr(DCGMH, "loss", spy)
+    ds = clustered_dataset()
+    noise = corrupt(ds.labels[ds.splits.train], "dcgmh", 0.4, seed=1)
+    hp = {**DCGMH.defaults, "epochs": 5, "warmup": 1, "batch_size": 32, "eval_every": 2, "image_hidden": [16],
+          "text_hidden": [16], "fusion_per_bit": 2, "lr": 0.05, "oracle_noise_rate": 0.4, "frozen_batchnorm": frozen}
+    settings = TrainSettings(method="dcgmh", hp=hp, bits=8, protocol=protocol, seed=0, device="cpu",
+                             progress=False, checkpoint_every=0)
+    trainer = Trainer(ds, noise.noisy, noise.corrupted, settings)
+    trainer.run()
+    quirk = protocol == "paper" and frozen
+    assert modes == {e: {not (quirk and e >= 2)} for e in range(5)}

@@ -94,6 +94,8 @@ def test_mlflow_has_one_complete_run_per_cell(workflow_run):
         assert run["status"] == "FINISHED"
         assert {"dataset", "method", "noise_model", "rate", "bits", "seed", "protocol"} <= set(run["tags"])
         assert "git_commit" in run["tags"]
+        # the embedded set has no benchmark family (MIRFlickr's values borrowed) and no published input file
+        assert run["params"]["family"] == "none" and run["params"]["input_checksums"] == "none"
         assert "loss/total" in run["metrics"] and "i2t/map" in run["metrics"]
 
 

@@ -77,7 +77,7 @@ def validate_schema(cfg: dict[str, Any], schema_path: str | Path = DEFAULT_SCHEM
 
 def check_config(cfg: dict[str, Any]) -> None:
     """Semantic checks that need the registries; raises ConfigError naming the key."""
-    from cmhash.data import known_sources
+    from cmhash.data import known_sources, source_family
     from cmhash.data.published import configured_noise_file
     from cmhash.methods import METHODS, resolve_hparams
     from cmhash.noise import PUBLISHED, known_noise_models
@@ -85,19 +85,29 @@ def check_config(cfg: dict[str, Any]) -> None:
     for name, ds in cfg["datasets"].items():
         if ds["source"] not in known_sources():
             raise ConfigError(f"datasets.{name}.source: unknown source '{ds['source']}'; known: {known_sources()}")
-    for name in cfg.get("methods") or {}:
-        if name not in METHODS:
-            raise ConfigError(f"methods.{name}: unknown method; known: {sorted(METHODS)}")
+    for name, entry in (cfg.get("methods") or {}).items():
+        base = (entry or {}).get("variant_of")
+        if base is not None and base not in METHODS:
+            raise ConfigError(f"methods.{name}.variant_of: unknown method '{base}'; known: {sorted(METHODS)}")
+        if base is not None and name in METHODS:
+            raise ConfigError(f"methods.{name}: a variant cannot take the name of the registered method '{name}'")
+        if base is None and name not in METHODS:
+            raise ConfigError(f"methods.{name}: unknown method; known: {sorted(METHODS)} (or give it "
+                              f"`variant_of: <method>` to declare a variant)")
+    variants = sorted(n for n, e in (cfg.get("methods") or {}).items() if (e or {}).get("variant_of"))
     for key, grid in grids(cfg):
         for name in grid["datasets"]:
             if name not in cfg["datasets"]:
                 raise ConfigError(f"{key}.datasets: '{name}' has no entry under datasets "
                                   f"(known: {sorted(cfg['datasets'])})")
         for method in grid["methods"]:
-            if method not in METHODS:
-                raise ConfigError(f"{key}.methods: unknown method '{method}'; known: {sorted(METHODS)}")
+            if method not in METHODS and method not in variants:
+                raise ConfigError(f"{key}.methods: unknown method '{method}'; known: {sorted(METHODS)}, "
+                                  f"variants declared under methods: {variants}")
+            chosen = cell_settings(cfg, method, grid["datasets"][0])
             for dataset in grid["datasets"]:
-                resolve_hparams(method, dataset, (cfg.get("methods") or {}).get(method))
+                resolve_hparams(chosen.get("variant_of", method), source_family(cfg["datasets"][dataset]["source"]),
+                                chosen["methods"])
         for model in grid["noise_models"]:
             if model not in known_noise_models():
                 raise ConfigError(f"{key}.noise_models: unknown noise model '{model}'; "
@@ -147,10 +157,13 @@ TRAINING_ONLY_DATASET_KEYS = ("standardize_features",)
 
 def cell_settings(cfg: dict[str, Any], method: str, dataset: str) -> dict[str, Any]:
     """What of the config shapes one training cell besides the cell itself: the method's
-    hyper-parameter overrides (``methods.<method>``) and the dataset's feature scaling
+    hyper-parameter overrides (``methods.<method>``), the registered method a named variant
+    runs (``variant_of``, present only for a variant) and the dataset's feature scaling
     (``datasets.<dataset>.standardize_features``, default false). The training stage reads
     them here, and the workflow's train rule records them as params, so a change to either
     reruns exactly the cells it concerns."""
-    return {"methods": dict((cfg.get("methods") or {}).get(method) or {}),
+    overrides = dict((cfg.get("methods") or {}).get(method) or {})
+    base = overrides.pop("variant_of", None)
+    return {"methods": overrides, **({"variant_of": base} if base else {}),
             "standardize_features": bool(((cfg.get("datasets") or {}).get(dataset) or {}).get(
                 "standardize_features", False))}

@@ -6,10 +6,11 @@ only when complete, so an interrupted job never leaves a half-written output beh
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,19 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ("md5", "sha256"),
+                 chunk: int = 1 << 20) -> dict[str, str]:
+    """Hex digests of a file for each algorithm, in one pass over it."""
+    hashers = {name: hashlib.new(name) for name in algorithms}
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            for h in hashers.values():
+                h.update(block)
+    return {name: h.hexdigest() for name, h in hashers.items()}
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file, read in chunks."""
+    return file_digests(path, ("sha256",), chunk)["sha256"]

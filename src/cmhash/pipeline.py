@@ -106,7 +106,7 @@ def stage_noise(dataset_dir: str | Path, model: str, rate: float, seed: int, out
     """Corrupt the training labels (only those: query/database labels stay clean). The noise
     model ``published`` reads ``published_file`` instead (NRCH's published noisy labels of the
     same training rows; ``seed`` is then unused, recorded as given)."""
-    from cmhash.data.published import published_noise
+    from cmhash.data.published import checksum_record, published_noise
     from cmhash.noise import PUBLISHED, corrupt
 
     labels = load_npy(Path(dataset_dir) / "labels.npy", ndim=2)
@@ -119,7 +119,7 @@ def stage_noise(dataset_dir: str | Path, model: str, rate: float, seed: int, out
         if published_file is None:
             raise ConfigError("noise model 'published': no file given (datasets.<name>.published_noise)")
         noisy, corrupted = published_noise(published_file, clean)
-        source = {"file": str(published_file)}
+        source = {"file": str(published_file), "checksum": checksum_record(published_file)}
     else:
         result = corrupt(clean, model, rate, seed)
         noisy, corrupted = result.noisy, result.corrupted
@@ -145,6 +145,7 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
     ``train.json``; mirror parameters, per-epoch metrics and the config to MLflow."""
     import torch
 
+    from cmhash.data import source_family
     from cmhash.methods import get_method, resolve_hparams
     from cmhash.tracking import RunTracker, git_commit
     from cmhash.train import Trainer, TrainSettings
@@ -156,23 +157,25 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
     corrupted = load_npy(Path(noise_dir) / "corrupted.npy", ndim=1)
     chosen = cell_settings(cfg, cell.method, cell.dataset)
     standardize = chosen["standardize_features"]
-    hp, provenance = resolve_hparams(cell.method, cell.dataset, chosen["methods"])
+    family = source_family(cfg["datasets"][cell.dataset]["source"])
+    method = chosen.get("variant_of", cell.method)  # a named variant runs its registered method
+    hp, provenance = resolve_hparams(method, family, chosen["methods"])
     borrowed = sorted(k for k, v in provenance.items() if v.startswith("borrowed"))
     if borrowed:
-        log.warning("%s on %s: hyper-parameters %s not published for this dataset, borrowed from MIRFlickr-25K",
-                    cell.method, cell.dataset, borrowed)
+        log.warning("%s on %s (benchmark family %s): hyper-parameters %s not published for it, borrowed from "
+                    "MIRFlickr-25K", cell.method, cell.dataset, family or "none", borrowed)
     if cell.protocol == "paper" and "oracle_noise_rate" in hp and hp["oracle_noise_rate"] is None:
         # DCGMH's published protocol flags exactly the cell's TRUE noise rate (METHODS.md, DCGMH filtering)
         hp["oracle_noise_rate"] = cell.rate
         provenance["oracle_noise_rate"] = "cell noise rate (paper protocol oracle)"
-    cls = get_method(cell.method)
+    cls = get_method(method)
     denominator = cls.paper_denominator if cell.protocol == "paper" else "skip"
     training = cfg.get("training") or {}
-    settings = TrainSettings(method=cell.method, hp=hp, bits=cell.bits, protocol=cell.protocol, seed=cell.seed,
+    settings = TrainSettings(method=method, hp=hp, bits=cell.bits, protocol=cell.protocol, seed=cell.seed,
                              device=cfg.get("device", "auto"), checkpoint_every=training.get("checkpoint_every", 5),
                              ties=(cfg.get("evaluation") or {}).get("ties", "stable"), denominator=denominator,
                              progress=training.get("progress", True), standardize=standardize)
-    resolved = {"cell": cell.as_dict(), "hparams": hp, "hparam_source": provenance, "borrowed": borrowed,
+    resolved = {"cell": cell.as_dict(), "variant_of": chosen.get("variant_of"), "family": family, "hparams": hp, "hparam_source": provenance, "borrowed": borrowed,
                 "denominator": denominator, "dataset": {"dir": str(dataset_dir), **_dataset_summary(dataset)},
                 "noise": load_json(Path(noise_dir) / "noise.json"), "settings": {
                     "device": settings.device, "checkpoint_every": settings.checkpoint_every, "ties": settings.ties,
@@ -190,7 +193,8 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
         tracker = RunTracker(tracking_uri, cfg["experiment"], run_name=_run_name(cell), run_id=previous)
         if tracker.run_id and previous is None:
             tracker.log_params({**{k: v for k, v in cell.as_dict().items()}, **{f"hp.{k}": v for k, v in hp.items()},
-                                "borrowed": ",".join(borrowed) or "none", "standardize_features": standardize})
+                                "borrowed": ",".join(borrowed) or "none", "standardize_features": standardize,
+                                "family": family or "none", "variant_of": chosen.get("variant_of", "none"), "input_checksums": _checksum_summary(dataset.meta, resolved["noise"])})
             tracker.set_tags({**cell.as_dict(), "git_commit": resolved["git_commit"], "task": cls.task})
             tracker.log_artifact(out / "config.json")
         if tracker.run_id:
@@ -221,6 +225,15 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
 
 def _run_name(cell: Cell) -> str:
     return f"{cell.dataset}/{cell.method}/{cell.noise_model}-{cell.rate_str}/{cell.bits}b/s{cell.seed}/{cell.protocol}"
+
+
+def _checksum_summary(meta: dict[str, Any], noise: dict[str, Any]) -> str:
+    """``name:status`` for every published input file of a cell (the dataset's source files and
+    a published noise file; :func:`cmhash.data.published.checksum_record`), or ``none``."""
+    records = dict(meta.get("checksums") or {})
+    if noise.get("checksum"):
+        records[Path(noise["file"]).name] = noise["checksum"]
+    return ",".join(f"{name}:{r['status']}" for name, r in sorted(records.items())) or "none"
 
 
 def _dataset_summary(ds: Dataset) -> dict[str, Any]:

@@ -269,9 +269,9 @@ class Trainer:
         progress = _progress(range(start_epoch, epochs), s.progress, f"{s.method} {s.protocol} {s.bits} bits", start_epoch, epochs)
         for epoch in progress:
             record: dict[str, float] = {"epoch": epoch}
-            if epoch % eval_every == 0:  # evaluated at the start of the epoch, as NRCH/SCBCH do
+            if self.method.is_candidate(epoch):  # scored at the start of the epoch, as NRCH/SCBCH do
                 consider(epoch, record)
-            self.method.train()
+            self.method.train(self.method.training_mode(epoch))
             selection = self.method.before_epoch(self.view, epoch)
             rows = torch.arange(n)
             weights = None
@@ -318,10 +318,14 @@ class Trainer:
             if s.checkpoint_every and (epoch + 1) % s.checkpoint_every == 0 and epoch + 1 < epochs:
                 self._save_checkpoint(epoch + 1, state)
 
-        final: dict[str, float] = {"epoch": epochs}
-        consider(epochs, final)  # evaluation after the last epoch
-        state["history"].append(final)
-        self.log_metrics({k: v for k, v in final.items() if k != "epoch"}, epochs)
+        if self.method.is_candidate(epochs):  # the final model (never under `paper` for NRCH/SCBCH)
+            final: dict[str, float] = {"epoch": epochs}
+            consider(epochs, final)
+            state["history"].append(final)
+            self.log_metrics({k: v for k, v in final.items() if k != "epoch"}, epochs)
+        if hp["selection"] == "best" and state["best_state"] is None:
+            log.warning("%s: no candidate model was scored in %d epochs (eval_every %d); keeping the final one",
+                        s.method, epochs, eval_every)
         if hp["selection"] == "best" and state["best_state"] is not None:
             self.method.load_state_dict({k: v.to(self.device) for k, v in state["best_state"].items()})
             selected = state["best_epoch"]

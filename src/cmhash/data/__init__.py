@@ -48,6 +48,7 @@ from cmhash.data.mirflickr import parse_mirflickr
 from cmhash.data.nuswide import parse_nuswide
 from cmhash.data.wikipedia import import_wikipedia
 from cmhash.errors import ConfigError
+from cmhash.families import check_family
 
 SourceKind = Literal["raw", "features"]
 
@@ -65,7 +66,11 @@ class SourceSpec:
     kind: SourceKind
     load: Callable[..., Any]
     description: str
+    family: str | None = None  # the published benchmark it is (cmhash.families); None: none
     generate: Callable[..., Path] | None = None
+
+    def __post_init__(self) -> None:
+        check_family(self.family, f"data source {self.name!r}")
 
 
 SOURCES: Mapping[str, SourceSpec] = MappingProxyType({
@@ -74,45 +79,45 @@ SOURCES: Mapping[str, SourceSpec] = MappingProxyType({
         generate=generate_embedded,
         description="small seeded dataset in the MIRFlickr-25K raw layout (generated, then parsed)"),
     "mirflickr25k": SourceSpec(
-        name="mirflickr25k", kind="raw", load=functools.partial(parse_mirflickr, source="mirflickr25k"),
+        name="mirflickr25k", family="mirflickr25k", kind="raw", load=functools.partial(parse_mirflickr, source="mirflickr25k"),
         description="MIRFlickr-25K: extracted mirflickr25k.zip + mirflickr25k_annotations_v080.zip"),
     "mscoco2014": SourceSpec(
-        name="mscoco2014", kind="raw", load=functools.partial(parse_coco, source="mscoco2014"),
+        name="mscoco2014", family="mscoco", kind="raw", load=functools.partial(parse_coco, source="mscoco2014"),
         description="MS-COCO 2014: extracted train2014.zip + val2014.zip + annotations_trainval2014.zip"),
     "nuswide_tc21": SourceSpec(
-        name="nuswide_tc21", kind="raw",
+        name="nuswide_tc21", family="nuswide21", kind="raw",
         load=functools.partial(parse_nuswide, source="nuswide_tc21", cleaning="labels"),
         description="NUS-WIDE-TC21, rows with a label (DCMH's 195,834): extracted lists/tags/groundtruth + images"),
     "nuswide_tc21_clean": SourceSpec(
-        name="nuswide_tc21_clean", kind="raw",
+        name="nuswide_tc21_clean", family="nuswide21", kind="raw",
         load=functools.partial(parse_nuswide, source="nuswide_tc21_clean", cleaning="labels_and_tags"),
         description="NUS-WIDE-TC21, rows with a label and a tag (UCCH/NRCH's 190,421)"),
     "iapr_tc12": SourceSpec(
-        name="iapr_tc12", kind="raw", load=functools.partial(parse_iapr, source="iapr_tc12"),
+        name="iapr_tc12", family="iaprtc12", kind="raw", load=functools.partial(parse_iapr, source="iapr_tc12"),
         description="IAPR TC-12 (iaprtc12.tgz) with the SAIAPR TC-12 region labels (255 classes)"),
     "wikipedia": SourceSpec(
-        name="wikipedia", kind="features", load=import_wikipedia,
+        name="wikipedia", family="wikipedia", kind="features", load=import_wikipedia,
         description="Wikipedia benchmark: published SIFT/LDA features (raw_features.mat + .list files)"),
     "mirflickr25k_ucch": SourceSpec(
-        name="mirflickr25k_ucch", kind="features", load=published.import_mirflickr25k_ucch,
+        name="mirflickr25k_ucch", family="mirflickr25k", kind="features", load=published.import_mirflickr25k_ucch,
         description="MIRFlickr-25K published features: mirflickr25k-{iall-vgg,yall,lall}.mat (UCCH/NRCH)"),
     "nuswide_tc21_ucch": SourceSpec(
-        name="nuswide_tc21_ucch", kind="features", load=published.import_nuswide_tc21_ucch,
+        name="nuswide_tc21_ucch", family="nuswide21", kind="features", load=published.import_nuswide_tc21_ucch,
         description="NUS-WIDE-TC21 published features: nus-wide-tc21-{xall-vgg,yall,lall}-clean.mat (UCCH/NRCH)"),
     "iapr_tc12_ucch": SourceSpec(
-        name="iapr_tc12_ucch", kind="features", load=published.import_iapr_rand,
+        name="iapr_tc12_ucch", family="iaprtc12", kind="features", load=published.import_iapr_rand,
         description="IAPR TC-12 published features: iapr-tc12-rand.mat (UCCH/NRCH)"),
     "mscoco_ucch": SourceSpec(
-        name="mscoco_ucch", kind="features", load=published.import_coco_doc2vec,
+        name="mscoco_ucch", family="mscoco", kind="features", load=published.import_coco_doc2vec,
         description="MS-COCO published features: MSCOCO_deep_doc2vec_data.h5py (UCCH/NRCH)"),
     "mirflickr25k_dcgmh": SourceSpec(
-        name="mirflickr25k_dcgmh", kind="features", load=published.import_mirflickr25k_dcgmh,
+        name="mirflickr25k_dcgmh", family="mirflickr25k", kind="features", load=published.import_mirflickr25k_dcgmh,
         description="MIRFlickr-25K, DCGMH's mir_cnn_twt.mat (own train/query/database split)"),
     "nuswide_dcgmh": SourceSpec(
-        name="nuswide_dcgmh", kind="features", load=published.import_nuswide_dcgmh,
+        name="nuswide_dcgmh", family="nuswide21", kind="features", load=published.import_nuswide_dcgmh,
         description="NUS-WIDE, DCGMH's nus_cnn_twt.mat (own train/query/database split)"),
     "mscoco_dcgmh": SourceSpec(
-        name="mscoco_dcgmh", kind="features", load=published.import_mscoco_dcgmh,
+        name="mscoco_dcgmh", family="mscoco", kind="features", load=published.import_mscoco_dcgmh,
         description="MS-COCO, DCGMH's coco_cnn_twt.mat (own train/query/database split)"),
 })
 
@@ -120,6 +125,11 @@ SOURCES: Mapping[str, SourceSpec] = MappingProxyType({
 def known_sources() -> list[str]:
     """Names of the registered sources, sorted."""
     return sorted(SOURCES)
+
+
+def source_family(name: str) -> str | None:
+    """The published benchmark family of source ``name`` (:mod:`cmhash.families`)."""
+    return get_source(name).family
 
 
 def get_source(name: str, kind: SourceKind | None = None) -> SourceSpec:
@@ -179,4 +189,4 @@ def _checked_options(source: str, spec: SourceSpec, options: Mapping[str, Any] |
     return dict(options)
 
 
-__all__ = ["SOURCES", "SourceSpec", "get_source", "import_features", "known_sources", "prepare_raw"]
+__all__ = ["SOURCES", "SourceSpec", "get_source", "import_features", "known_sources", "prepare_raw", "source_family"]

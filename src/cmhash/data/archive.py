@@ -16,7 +16,6 @@ checked with the same rules first and the extracted tree is checked again for li
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import posixpath
@@ -28,10 +27,10 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from cmhash.errors import DataError
+from cmhash.io import file_digests, file_sha256
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".rar")
 MARKER_PREFIX = ".extracted-"
@@ -280,22 +279,6 @@ def _merge_dir(src: Path, dst: Path, archive: Path) -> None:
                 continue
             raise DataError(f"{target}: already exists; remove it or extract {archive.name} elsewhere")
         os.replace(child, target)
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file, read in chunks."""
-    return file_digests(path, ("sha256",), chunk)["sha256"]
-
-
-def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ("md5", "sha256"),
-                 chunk: int = 1 << 20) -> dict[str, str]:
-    """Hex digests of a file for each algorithm, in one pass."""
-    hashers = {name: hashlib.new(name) for name in algorithms}
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            for h in hashers.values():
-                h.update(block)
-    return {name: h.hexdigest() for name, h in hashers.items()}
 
 
 __all__ = [

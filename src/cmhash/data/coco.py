@@ -17,7 +17,6 @@ a row is the tokens of its captions, in caption-id order, joined.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -29,6 +28,7 @@ import numpy as np
 
 from cmhash.data.canonical import RawCorpus
 from cmhash.errors import DataError
+from cmhash.io import file_sha256
 
 SPLITS = ("train2014", "val2014")
 ANNOTATION_DIR = "annotations"
@@ -77,8 +77,8 @@ def parse_coco(raw_dir: str | os.PathLike, *, source: str = "mscoco2014", splits
         caps = _load(cap_path, ("annotations",))
         for ann in caps["annotations"]:
             captions_of[int(ann["image_id"])].append((int(ann["id"]), str(ann["caption"])))
-        source_files[str(inst_path.relative_to(raw_dir))] = _sha256(inst_path)
-        source_files[str(cap_path.relative_to(raw_dir))] = _sha256(cap_path)
+        source_files[str(inst_path.relative_to(raw_dir))] = file_sha256(inst_path)
+        source_files[str(cap_path.relative_to(raw_dir))] = file_sha256(cap_path)
     assert categories is not None
     column = {int(c["id"]): j for j, c in enumerate(categories)}
     unknown = {cid for cids in labels_of.values() for cid in cids} - set(column)
@@ -151,12 +151,6 @@ def _find_image_dir(raw_dir: Path, split: str) -> Path:
     raise DataError(f"{raw_dir / split}: folder not found; extract {split}.zip into {raw_dir}")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 __all__ = ["SPLITS", "parse_coco", "tokenize_caption"]

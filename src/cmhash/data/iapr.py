@@ -24,7 +24,6 @@ alphabetical), so its size differs from 2,912.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections import Counter
@@ -34,6 +33,7 @@ import numpy as np
 
 from cmhash.data.canonical import RawCorpus
 from cmhash.errors import DataError
+from cmhash.io import file_sha256
 
 ANNOTATION_DIR = "annotations_complete_eng"
 IMAGES_DIR = "images"
@@ -118,7 +118,7 @@ def parse_iapr(raw_dir: str | os.PathLike, *, source: str = "iapr_tc12", min_df:
               "dropped_empty_description": len(descriptions) - len(kept),
               "text": "English <DESCRIPTION> word tokens (lower-case)",
               "vocabulary_rule": f"tokens in >= {min_df} descriptions, most frequent first",
-              "source_files": {str(p.relative_to(raw_dir)): _sha256(p) for p in label_files}})
+              "source_files": {str(p.relative_to(raw_dir)): file_sha256(p) for p in label_files}})
     corpus.check(str(raw_dir))
     return corpus
 
@@ -183,8 +183,6 @@ def _is_int(text: str) -> bool:
     return value == int(value)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 __all__ = ["parse_iapr", "read_annotation", "read_region_labels", "read_word_list"]

@@ -17,7 +17,6 @@ keeps only the images with at least one label and one common tag (20,015 of 25,0
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ import numpy as np
 
 from cmhash.data.canonical import RawCorpus
 from cmhash.errors import DataError
+from cmhash.io import file_sha256
 
 #: The 24 MIRFlickr-25K concepts, alphabetical (the DCMH/UCCH column order of ``LAll``).
 MIRFLICKR_CONCEPTS: tuple[str, ...] = (
@@ -71,12 +71,12 @@ def parse_mirflickr(raw_dir: str | os.PathLike, *, source: str = "mirflickr25k",
 
     row_of = {n: r for r, n in enumerate(numbers)}
     labels = np.zeros((len(numbers), len(classes)), dtype=np.uint8)
-    source_files = {str(vocab_file.relative_to(raw_dir)): _sha256(vocab_file)}
+    source_files = {str(vocab_file.relative_to(raw_dir)): file_sha256(vocab_file)}
     for j, concept in enumerate(classes):
         path = annotation_dir / f"{concept}.txt"
         for n in read_annotation(path, numbers):
             labels[row_of[n], j] = 1
-        source_files[str(path.relative_to(raw_dir))] = _sha256(path)
+        source_files[str(path.relative_to(raw_dir))] = file_sha256(path)
 
     in_vocab = set(vocabulary)
     texts: list[list[str]] = []
@@ -216,8 +216,6 @@ def _walk(root: Path):
         yield Path(folder), set(files)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 __all__ = [

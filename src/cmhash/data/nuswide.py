@@ -27,7 +27,6 @@ cleanings:
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -40,6 +39,7 @@ import numpy as np
 
 from cmhash.data.canonical import RawCorpus
 from cmhash.errors import ConfigError, DataError
+from cmhash.io import file_sha256
 
 log = logging.getLogger("cmhash")
 
@@ -113,7 +113,7 @@ def parse_nuswide(raw_dir: str | os.PathLike, *, source: str = "nuswide_tc21", n
               "dropped_missing_image": len(missing),
               "missing_images_first": [image_list[r] for r in missing[:20]],
               "text": "AllTags1k tags (TagList1k order, the BoW columns)",
-              "source_files": {str(p.relative_to(raw_dir)): _sha256(p)
+              "source_files": {str(p.relative_to(raw_dir)): file_sha256(p)
                                for p in (concepts_path, image_list_path, tag_list_path)}})
     corpus.check(str(raw_dir))
     return corpus
@@ -317,8 +317,6 @@ def _photo_id(rel: str) -> str:
     return stem.split("_", 1)[1] if "_" in stem else stem
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 __all__ = [

@@ -33,7 +33,6 @@ after checking that ``True`` equals the clean training labels the dataset holds.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -47,6 +46,7 @@ import scipy.io
 from cmhash.data.canonical import Dataset, Splits
 from cmhash.data.mirflickr import MIRFLICKR_CONCEPTS
 from cmhash.errors import ConfigError, DataError
+from cmhash.io import file_sha256
 
 log = logging.getLogger("cmhash")
 
@@ -66,6 +66,49 @@ DCGMH_FILES: Mapping[str, tuple[str, ...]] = {
     "mscoco": ("coco_cnn_twt.mat", "coco_cnn_twt_2014.mat"),
 }
 IMAGE_KEYS = ("XAll", "IAll")
+
+#: The published bytes of the authors' files, where known: name -> (sha256, size in bytes or
+#: None, where the hash comes from). An import records each file as ``verified``, ``mismatch``
+#: (a warning: a re-export may be legitimate) or ``unlisted`` (:func:`checksum_record`).
+_NRCH_SHARED = "the file as NRCH published it (the copy in ../shared/data/mirflickr25k)"
+PUBLISHED_SHA256: Mapping[str, tuple[str, int | None, str]] = {
+    "mirflickr25k-iall-vgg.mat": ("95ed1d9ffdaf7fc8c8d24acc01d07367278d9936377bdc7a768a47bcd3cab540", 327925944,
+                                  ("the Git LFS pointer in LonganWANG-cs/NRCH's history (NRCH's copy of UCCH's file; "
+                                   "that UCCH's own download holds the same bytes is not verified)")),
+    "mirflickr25k-lall.mat": ("173eec1fb2603bb54c893467c127325556fbe5bc91dd7e647d136a8e4e9fd07d", 51716, _NRCH_SHARED),
+    "mirflickr25k-yall.mat": ("a53d2ba6a5f3672b5e747aaa8b76d4af6be568d300715c6910d8c67bdef55f7e", 327403, _NRCH_SHARED),
+    "mirflickr25k-lall-noise_0.2.h5": ("9b45b5beb112be3e68054c6b428d4aec32a33881f5a33917a60ff9fc7eaf9e4a", 3842048,
+                                       _NRCH_SHARED),
+    "mirflickr25k-lall-noise_0.5.h5": ("9d00abebf089f8a59d7dad71ebfe85aaa9aaffeb2ab2a61fb31979af91ba6598", 3842048,
+                                       _NRCH_SHARED),
+    "mirflickr25k-lall-noise_0.8.h5": ("b2b9626c71b17400ac9c40e74a886c35ea6421f61927dbbd4d94b7b4ac6fb4b0", 3842048,
+                                       _NRCH_SHARED),
+}
+
+
+def checksum_record(path: str | os.PathLike) -> dict[str, Any]:
+    """The file's sha256 against the published one (:data:`PUBLISHED_SHA256`): ``status`` is
+    ``verified``, ``mismatch`` (logged as a warning naming the file and both hashes) or
+    ``unlisted`` (no published hash is known)."""
+    path = Path(path)
+    digest = file_sha256(path)
+    known = PUBLISHED_SHA256.get(path.name)
+    if known is None:
+        return {"sha256": digest, "status": "unlisted"}
+    expected, size, where = known
+    status = "verified" if digest == expected else "mismatch"
+    if status == "mismatch":
+        log.warning("%s: sha256 %s (%d bytes) is not the published %s (%s bytes; %s); a re-export may be "
+                    "legitimate, but results may not compare with the papers'", path, digest, path.stat().st_size,
+                    expected, size if size is not None else "?", where)
+    return {"sha256": digest, "status": status, "published_sha256": expected, "published_by": where}
+
+
+def _source_files(paths: Sequence[Path]) -> dict[str, Any]:
+    """The meta.json entries of the source files: ``source_files`` (name -> sha256) and
+    ``checksums`` (name -> :func:`checksum_record`), hashing each file once."""
+    records = {p.name: checksum_record(p) for p in paths}
+    return {"source_files": {name: r["sha256"] for name, r in records.items()}, "checksums": records}
 
 
 # -- reading MATLAB and HDF5 files -----------------------------------------------------------
@@ -193,12 +236,6 @@ def _folder_and_file(path: str | os.PathLike, names: Sequence[str], what: str) -
     raise DataError(f"{folder}: {' or '.join(names)} not found (the published {what} file)")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _dataset(image: np.ndarray, text: np.ndarray, labels: np.ndarray, splits: Splits, meta: dict[str, Any],
@@ -235,7 +272,7 @@ def import_ucch(path: str | os.PathLike, n_validation: int, seed: int, *, datase
                          "bag of words (YAll)"},
             "splits": {"protocol": "published positional: query = first rows, train = next, database = after query",
                        "n_query": nq, "n_train": nt, "n_validation": int(n_validation), "seed": int(seed)},
-            "source_files": {p.name: _sha256(p) for p in paths.values()}}
+            **_source_files(list(paths.values()))}
     return _dataset(_features(paths["image"], "XAll", image), _features(paths["text"], "YAll", text),
                     _labels(paths["labels"], "LAll", labels),
                     positional_splits(n, nq, nt, n_validation, seed, str(folder)), meta, folder)
@@ -261,7 +298,7 @@ def import_iapr_rand(path: str | os.PathLike, n_validation: int, seed: int, *, n
             "features": {"image": "published 4096-d VGG fc7", "text": f"published {text.shape[1]}-d bag of words"},
             "splits": {"protocol": "published positional over database + test rows", "n_query": nq, "n_train": nt,
                        "n_validation": int(n_validation), "seed": int(seed)},
-            "source_files": {file.name: _sha256(file)}}
+            **_source_files([file])}
     return _dataset(_features(file, "VDatabase/VTest", image), _features(file, "YDatabase/YTest", text),
                     _labels(file, "databaseL/testL", labels),
                     positional_splits(labels.shape[0], nq, nt, n_validation, seed, str(file)), meta, file)
@@ -287,7 +324,7 @@ def import_coco_doc2vec(path: str | os.PathLike, n_validation: int, seed: int, *
             "features": {"image": "published 4096-d VGG fc7", "text": f"published {text.shape[1]}-d Doc2Vec"},
             "splits": {"protocol": "published positional over train + test rows", "n_query": nq, "n_train": nt,
                        "n_validation": int(n_validation), "seed": int(seed)},
-            "source_files": {file.name: _sha256(file)}}
+            **_source_files([file])}
     return _dataset(_features(file, "train/test_imgs_deep", image), _features(file, "train/test_text", text),
                     _labels(file, "train/test_imgs_labels", labels),
                     positional_splits(labels.shape[0], nq, nt, n_validation, seed, str(file)), meta, file)
@@ -324,7 +361,7 @@ def import_dcgmh(path: str | os.PathLike, n_validation: int, seed: int, *, datas
                          "text": f"published {text.shape[1]}-d text features (T_*)"},
             "splits": {"protocol": "published: train = *_tr, query = *_te, database = *_db",
                        "n_validation": int(n_validation), "seed": int(seed)},
-            "source_files": {file.name: _sha256(file)}}
+            **_source_files([file])}
     return _dataset(_features(file, "I_*", image), _features(file, "T_*", text), _labels(file, "L_*", labels),
                     splits, meta, file)
 

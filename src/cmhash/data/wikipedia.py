@@ -15,7 +15,6 @@ Rows of the dataset are the training pairs followed by the test pairs.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import scipy.io
 
 from cmhash.data.canonical import Dataset, Splits
 from cmhash.errors import ConfigError, DataError
+from cmhash.io import file_sha256
 
 FEATURES_FILE = "raw_features.mat"
 TRAIN_LIST = "trainset_txt_img_cat.list"
@@ -93,7 +93,7 @@ def import_wikipedia(path: str | os.PathLike, n_validation: int, seed: int) -> D
                          "text": "published 10-d LDA topic proportions (T_tr/T_te)"},
             "splits": {"protocol": "published: query = test pairs, train = database = training pairs",
                        "n_validation": int(n_validation), "seed": int(seed)},
-            "source_files": {name: _sha256(folder / name)
+            "source_files": {name: file_sha256(folder / name)
                              for name in (FEATURES_FILE, TRAIN_LIST, TEST_LIST, CATEGORIES_FILE)},
         },
     )
@@ -151,8 +151,6 @@ def _read_pairs(path: Path, n_classes: int) -> list[tuple[str, str, int]]:
     return pairs
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 __all__ = ["CATEGORIES_FILE", "FEATURES_FILE", "TEST_LIST", "TRAIN_LIST", "import_wikipedia"]

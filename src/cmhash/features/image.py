@@ -21,7 +21,6 @@ metadata and warns when it is not the published file.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ from torchvision.models import VGG, VGG19_Weights, vgg19
 from tqdm.auto import tqdm
 
 from cmhash.errors import ConfigError, DataError
+from cmhash.io import file_sha256
 
 FC7_DIM = 4096
 """Width of VGG19's fc7 layer."""
@@ -138,7 +138,7 @@ def _load_imagenet_vgg19() -> tuple[VGG, dict[str, Any]]:
     except Exception as exc:  # truncated/corrupt pickle, wrong keys or shapes, hash mismatch on download
         raise DataError(f"{path}: not a usable VGG19 ImageNet state dict ({type(exc).__name__}: {exc}); "
                         f"delete it and {where}") from exc
-    digest = _sha256(path)
+    digest = file_sha256(path)
     matches = digest.startswith(published_sha256_prefix())
     if not matches:
         warnings.warn(f"{path}: SHA-256 {digest[:16]}... does not start with the published prefix "
@@ -148,12 +148,6 @@ def _load_imagenet_vgg19() -> tuple[VGG, dict[str, Any]]:
                    "weights_sha256": digest, "weights_sha256_matches_published": matches}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _check_image_size(image_size: int) -> None:

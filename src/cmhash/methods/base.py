@@ -82,8 +82,8 @@ class HashingMethod(nn.Module):
     borrows the ``mirflickr25k`` one, and the trainer logs it as borrowed).
 
     Hyper-parameters the trainer reads from ``hp``: ``epochs``, ``batch_size``,
-    ``eval_every`` (evaluate at the start of every such epoch and after the last),
-    ``selection`` (``best``: keep the epoch with the best summed mAP; ``last``: the final one).
+    ``eval_every`` (the candidate models: see :meth:`is_candidate`), ``selection`` (``best``:
+    keep the candidate with the best summed mAP; ``last``: the final model).
     """
 
     name: ClassVar[str] = ""
@@ -94,6 +94,14 @@ class HashingMethod(nn.Module):
     #: mAP denominator under the `paper` protocol: "skip" queries without relevant items (NRCH,
     #: SCBCH) or count them as 0 ("zero", DCGMH). The `sound` protocol always skips.
     paper_denominator: ClassVar[str] = "skip"
+    #: Candidate models: the model at the start of epoch e is scored iff
+    #: ``(e + eval_offset) % eval_every == 0``. 0: epochs 0, k, 2k, ... (ours); 1: the models after
+    #: k - 1, 2k - 1, ... epochs, as NRCH/SCBCH's official loops test at the start of an epoch.
+    eval_offset: ClassVar[int] = 0
+    #: Whether the model after the last epoch is a candidate under ``paper`` (always under
+    #: ``sound``, where it is the published epoch count). The official NRCH/SCBCH loops never
+    #: score it.
+    paper_scores_final: ClassVar[bool] = True
 
     def __init__(self, image_dim: int, text_dim: int, n_classes: int, bits: int,
                  hp: dict[str, Any], protocol: str) -> None:
@@ -119,6 +127,20 @@ class HashingMethod(nn.Module):
     def before_epoch(self, view: TrainView, epoch: int) -> Selection | None:
         """Optional whole-training-set hook (sample selection or weighting)."""
         return None
+
+    def training_mode(self, epoch: int) -> bool:
+        """The module mode (``train()`` if True, ``eval()`` if False) the trainer sets before
+        epoch ``epoch``'s hook and batches. Train mode unless a method reproduces otherwise."""
+        return True
+
+    # -- the candidate models -------------------------------------------------------------
+    def is_candidate(self, epoch: int) -> bool:
+        """Whether the trainer scores the model at the start of ``epoch`` (``epoch`` ==
+        ``epochs``: the final model) on the protocol's selection split."""
+        epochs, every = int(self.hp["epochs"]), int(self.hp["eval_every"])
+        if epoch >= epochs:
+            return self.protocol == "sound" or self.paper_scores_final or self.hp["selection"] == "last"
+        return (epoch + self.eval_offset) % every == 0
 
     # -- helpers ------------------------------------------------------------------------
     def check_hparams(self, choices: dict[str, tuple[str, ...]] | None = None, unit: tuple[str, ...] = (),

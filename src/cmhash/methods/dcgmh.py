@@ -41,6 +41,14 @@ Published behaviour reproduced (hyper-parameter in brackets; defaults = the publ
   decides which rows may serve as neighbours (the published ``noisy_or_not``). A remembered
   row that lands among a later batch's unflagged rows is supervised again and its profile is
   refreshed, as published.
+* [``frozen_batchnorm`` = True, ``paper`` only] BatchNorm frozen after the first evaluation:
+  the published ``engine.py`` calls ``hash_net.train()`` once before its loop and its
+  ``evaluate()`` sets ``hash_net.eval()``, which nothing undoes. Its first evaluation ends epoch
+  index ``eval_every - 1`` (4), so from epoch index ``eval_every`` on every training forward
+  pass, the augmented ones included, normalises with the running statistics and never updates
+  them (all of training after warm-up on MIRFlickr and NUS-WIDE; epochs 5-29 of COCO's warm-up).
+  :meth:`DCGMH.training_mode` reproduces it; our own evaluation at epoch 0, before any
+  training, does not count. ``sound`` keeps train mode (the published behaviour is a bug).
 * Profiles start as standard normal draws (the published ``torch.randn`` buffer), so a row not
   yet visited after warm-up has a random profile.
 * The neighbour search runs over every fitting row's stored profile (the flagged row's own,
@@ -312,12 +320,13 @@ class DCGMH(HashingMethod):
         "variant": "full",
         "oracle_noise_rate": None,  # `paper` only: the cell's true noise rate (set by the pipeline)
         "gmm_seed": 0,  # `sound` only: random_state of the noise-rate mixture
+        "frozen_batchnorm": True,  # `paper` only: eval mode after the first official evaluation (quirk)
         # per-dataset values (MIRFlickr's, overridden below)
         "warmup": 5, "lr": 0.005, "alpha": 1.0, "beta": 0.15, "gamma": 5.0, "eta": 1.0,
     }
     per_dataset: ClassVar[dict[str, dict[str, Any]]] = {
         "mirflickr25k": {"warmup": 5, "lr": 0.005, "alpha": 1.0, "beta": 0.15, "gamma": 5.0, "eta": 1.0},
-        "nus-wide": {"warmup": 5, "lr": 0.001, "alpha": 1.0, "beta": 0.05, "gamma": 5.0, "eta": 1.5},
+        "nuswide21": {"warmup": 5, "lr": 0.001, "alpha": 1.0, "beta": 0.05, "gamma": 5.0, "eta": 1.5},
         "mscoco": {"warmup": 30, "lr": 0.01, "alpha": 1.0, "beta": 0.2, "gamma": 5.0, "eta": 1.2},
     }
 
@@ -343,6 +352,13 @@ class DCGMH(HashingMethod):
         self._noisy: torch.Tensor | None = None
         self._agree: torch.Tensor | None = None
         self._rate: float | None = None
+
+    def training_mode(self, epoch: int) -> bool:
+        """Train mode, except under ``paper`` from epoch index ``eval_every`` on (the end of the
+        official first evaluation), when the published loop trains in eval mode."""
+        # published quirk: train() once (engine.py:160); evaluate() at (epoch+1) % 5 == 0 (:249) sets eval() for good (:256)
+        frozen = self.protocol == "paper" and bool(self.hp["frozen_batchnorm"]) and epoch >= int(self.hp["eval_every"])
+        return not frozen
 
     # -- optimiser -----------------------------------------------------------------------
     def configure_optimizer(self):

@@ -27,6 +27,10 @@ Published behaviour reproduced (hyper-parameter in brackets; defaults = the publ
   lambda 0.6, margin 0.2, shift 1, tau 1, threshold 0.3.
 * Warm-up [``warmup_epochs`` = 19]: the published code trains on every sample while
   ``epoch + 1 < 20`` (0-based epochs 0..18) and applies the threshold from epoch 19 on.
+* Candidate models [``eval_every`` = 20]: the published loop scores the model at the start of
+  epoch index ``e`` iff ``(e + 1) % 20 == 0`` (the models after 19, 39, 59, 79 and 99 epochs)
+  and never scores the model after the last epoch (``eval_offset = 1``,
+  ``paper_scores_final = False``); ``sound`` scores the same candidates plus the final model.
 * The separator is fitted every epoch, warm-up included, as published (the code fits the GMM
   each epoch and then keeps everything during warm-up). During warm-up :meth:`before_epoch`
   therefore returns every row as kept together with ``clean_score = w``, so the AUC of the
@@ -205,10 +209,12 @@ class NRCH(HashingMethod):
     name: ClassVar[str] = "nrch"
     task: ClassVar[str] = CROSSMODAL
     paper_denominator: ClassVar[str] = "skip"
+    eval_offset: ClassVar[int] = 1  # published: scored at the start of epoch e iff (e + 1) % 20 == 0 (NRCH.py:205)
+    paper_scores_final: ClassVar[bool] = False  # published: no evaluation after the loop (NRCH.py:196-258)
     defaults: ClassVar[dict[str, Any]] = {
         "epochs": 100,
         "batch_size": 128,
-        "eval_every": 20,  # published: mAP at the start of every 20th epoch, best i2t + t2i kept
+        "eval_every": 20,  # published: candidates after 19, 39, 59, 79, 99 epochs, best i2t + t2i kept
         "selection": "best",
         "lr": 1e-5,  # RMSprop
         "classifier_lr": None,  # not published: None = lr (published); a faster rate for W only
@@ -233,7 +239,7 @@ class NRCH(HashingMethod):
     }
     # The published code uses the same settings on every dataset.
     per_dataset: ClassVar[dict[str, dict[str, Any]]] = {
-        "mirflickr25k": {}, "nus-wide": {}, "mscoco": {}, "iapr-tc12": {}}
+        "mirflickr25k": {}, "nuswide21": {}, "mscoco": {}, "iaprtc12": {}}
 
     #: Rows per forward pass when the separator scores the whole training view.
     separator_chunk: ClassVar[int] = 2048

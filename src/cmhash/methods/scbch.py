@@ -39,8 +39,9 @@ Published behaviour reproduced (hyper-parameter in brackets; defaults = the publ
 * [``alpha``, ``beta``] = 0.7 / 0.3 as the published README runs it; the code's argument
   defaults are 0.3 / 0.7 (:data:`CODE_ARGUMENT_WEIGHTS`), selectable by overriding both.
 * [``eval_every`` = 1, ``selection`` = best]: the code evaluates before training each epoch
-  and keeps the best i2t + t2i (query-set selection under ``paper``, validation under ``sound``,
-  both done by the trainer).
+  index 0..49 and keeps the best i2t + t2i; the model after the last epoch is never scored
+  (``paper_scores_final = False``; ``sound`` scores it too). Query-set selection under
+  ``paper``, validation under ``sound``, both done by the trainer.
 * [``bsch_start`` = ``code``]: the code applies the BSCH term from epoch 0 and the CSCC weights
   from ``warmup_epochs`` on. ``paper`` follows the paper's description instead: classification
   (with quantisation) alone during warm-up, then CSCC and BSCH together. The ``paper`` protocol
@@ -223,6 +224,8 @@ class SCBCH(HashingMethod):
     name: ClassVar[str] = "scbch"
     task: ClassVar[str] = CROSSMODAL
     paper_denominator: ClassVar[str] = "skip"
+    eval_offset: ClassVar[int] = 1  # published: scored at the start of every epoch index 0..49 (train.py:302)
+    paper_scores_final: ClassVar[bool] = False  # published: nothing evaluated after the loop (train.py:436-438)
     defaults: ClassVar[dict[str, Any]] = {
         "epochs": 50,
         "batch_size": 128,
@@ -249,9 +252,9 @@ class SCBCH(HashingMethod):
     }
     per_dataset: ClassVar[dict[str, dict[str, Any]]] = {
         "mirflickr25k": {"k": 20, "margin": 0.15, "shift": 0.8},
-        "nus-wide": {"k": 20, "margin": 0.2, "shift": 1.0},
+        "nuswide21": {"k": 20, "margin": 0.2, "shift": 1.0},
         "mscoco": {"k": 20, "margin": 0.3, "shift": 1.1},
-        "iapr-tc12": {"k": 20, "margin": 0.3, "shift": 1.2},
+        "iaprtc12": {"k": 20, "margin": 0.3, "shift": 1.2},
     }
 
     def __init__(self, image_dim: int, text_dim: int, n_classes: int, bits: int,

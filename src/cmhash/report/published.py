@@ -1,7 +1,7 @@
 """Comparison with the published numbers (config/published_results.csv, a copy of the NRCH
 README's results table; every row names its source).
 
-Our cells are matched to published ones by dataset (through the dataset's source), method,
+Our cells are matched to published ones by dataset (through its source's benchmark family, :mod:`cmhash.families`), method,
 direction, noise rate (the published tables use the ``nrch`` noise model) and bit length;
 cells with no published counterpart are kept and marked, never dropped.
 """
@@ -12,15 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cmhash.data import SOURCES
+
 #: Our method names -> the names in the published tables (baseline: our DCMH-style baseline,
 #: compared with the published DCMH row as the nearest published counterpart).
 PUBLISHED_METHOD = {"nrch": "NRCH", "scbch": "SCBCH", "dcgmh": "DCGMH", "baseline": "DCMH"}
-#: Our dataset sources -> the dataset names in the published tables.
-PUBLISHED_DATASET = {
-    "mirflickr25k": "mirflickr25k", "mirflickr25k_ucch": "mirflickr25k",
-    "nuswide_tc21": "nuswide21", "nuswide_tc21_clean": "nuswide21", "nuswide_tc21_ucch": "nuswide21",
-    "mscoco2014": "mscoco", "mscoco_ucch": "mscoco", "iapr_tc12": "iaprtc12", "iapr_tc12_ucch": "iaprtc12",
-}
 MISSING = "no published figure"
 
 
@@ -40,7 +36,8 @@ def delta_table(results: pd.DataFrame, published: pd.DataFrame, dataset_sources:
     index = {(r.dataset, r.method, r.direction, round(r.noise, 6), r.bits): (r.map, r.source) for r in pub.itertuples()}
     values, sources = [], []
     for row in ours.itertuples():
-        key = (PUBLISHED_DATASET.get(dataset_sources.get(row.dataset, ""), None), PUBLISHED_METHOD.get(row.method),
+        source = SOURCES.get(dataset_sources.get(row.dataset, ""))  # its benchmark family names the published rows
+        key = (source.family if source else None, PUBLISHED_METHOD.get(row.method),
                row.direction, round(float(row.rate), 6), int(row.bits))
         hit = index.get(key) if row.noise_model == "nrch" else None
         values.append(hit[0] if hit else np.nan)
