@@ -149,7 +149,7 @@ def _dcgmh(labels: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndar
     The first int(r*N) rows of a random permutation, in four groups (see ``_dcgmh_groups``).
     For a row with n labels ("new" classes are drawn without replacement among the classes the
     row did not have; "kept" ones among its old labels; a draw asking for more than are
-    available takes all of them, as the published slicing does):
+    available takes all of them, as the published slicing does, data_loader.py:101, 107):
 
     1. same count: ceil(n/2) new + (n - ceil(n/2)) kept (data_loader.py:128-141);
     2. same count, all replaced: n new, none kept (:142);

@@ -376,7 +376,7 @@ class DCGMH(HashingMethod):
 
     # -- state over the training view ----------------------------------------------------
     def _allocate(self, n: int, device: torch.device) -> None:
-        """Fresh per-row state: random-normal profiles (published), nothing flagged or corrected."""
+        """Fresh per-row state: random-normal profiles (published, engine.py:163), nothing flagged or corrected."""
         c = self.n_classes
         self.profiles = torch.randn(n, c).to(device)  # published quirk: unvisited rows hold random profiles (engine.py:163)
         self.flagged = torch.zeros(n, dtype=torch.bool, device=device)

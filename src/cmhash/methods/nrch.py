@@ -173,7 +173,7 @@ def fit_noise_separator(losses: np.ndarray, seed: int, max_iter: int = 10, tol: 
         m = float(norm.mean())
         return SeparatorFit(np.ones_like(norm), norm, m, m, 0.0, 0.0, 1.0, True)
     gmm = GaussianMixture(n_components=2, max_iter=max_iter, tol=tol, reg_covar=reg_covar, random_state=seed)
-    with warnings.catch_warnings():  # 10 iterations at tol 0.5 are the published setting, not a failure
+    with warnings.catch_warnings():  # 10 iterations at tol 0.5 are the published setting (NRCH.py:151), not a failure
         warnings.simplefilter("ignore", ConvergenceWarning)
         gmm.fit(norm.reshape(-1, 1))
         posterior = gmm.predict_proba(norm.reshape(-1, 1))
@@ -219,7 +219,7 @@ class NRCH(HashingMethod):
         "eval_every": 20,  # published: mAP at the start of e iff (e + 1) % 20 == 0, best t2i + i2t (NRCH.py:205, 215)
         "selection": "best",
         "lr": 1e-5,  # RMSprop
-        "classifier_lr": None,  # not published: None = lr (published); a faster rate for W only
+        "classifier_lr": None,  # not published: None = lr (published, NRCH.py:180-183); a faster rate for W only
         "weight_decay": 1e-5,
         "lambda": 0.6,
         "margin": 0.2,
@@ -230,9 +230,9 @@ class NRCH(HashingMethod):
         "threshold_schedule": "code",  # code | paper (see module docstring)
         "num_gradual": 100,  # length of the rising schedule (paper schedule only)
         "separator": True,  # False: ablation, every sample every epoch
-        "batching": "in_batch",  # in_batch (published) | subset
-        "rch_quirk": True,  # second RCH term reuses the first's matrix (published)
-        "rch_tanh": True,  # tanh applied again inside the loss (published)
+        "batching": "in_batch",  # in_batch (published, NRCH.py:228-237) | subset
+        "rch_quirk": True,  # second RCH term reuses the first's matrix (published, NRCH.py:107)
+        "rch_tanh": True,  # tanh applied again inside the loss (published, NRCH.py:76-77)
         "gmm_max_iter": 10,
         "gmm_tol": 0.5,
         "gmm_reg_covar": 5e-4,

@@ -187,9 +187,9 @@ def cscc_weights(u: torch.Tensor, v: torch.Tensor, labels: torch.Tensor, k: int,
     """Cross-modal Semantic-Consistent Classification weights (METHODS.md, SCBCH "CSCC weights";
     published ``select_clean_sample``, train.py:183-226).
 
-    ``similarity='within'`` (published): ``sim = (cos(U, U) + cos(V, V)) / 2``; ``'cross'``:
+    ``similarity='within'`` (published, train.py:209-215): ``sim = (cos(U, U) + cos(V, V)) / 2``; ``'cross'``:
     ``sim = cos(U, V)``; either with a zero diagonal. For each row, its ``k`` largest
-    similarities (the zeroed self-similarity is a candidate, as published), normalised to sum 1
+    similarities (the zeroed self-similarity is a candidate, as published: train.py:213, 217), normalised to sum 1
     (``/ (sum + 1e-8)``), give the soft label ``p_i = sum_j w_ij y_j`` and
     ``weight_i = gamma + (1 - gamma) * cos(y_i, p_i)`` (``F.cosine_similarity``, eps 1e-8).
 
