@@ -1,17 +1,21 @@
 """Hamming-ranking retrieval metrics: mAP@all, mAP@k, P@N and precision-recall curves.
 
-Conventions (METHODS.md "mAP@all", the DCMH/UCCH evaluation code):
+Conventions (METHODS.md "mAP@all"; the official ``calc_map_k`` of LonganWANG-cs/NRCH @ b190e97,
+utils/tools.py:465-506, and of Plke/SCBCH @ cfcc18c, utils/tools.py:524-572; ``calculate_map``
+of LiuJinyu1229/DCGMH @ f208cdb, utils.py:59-112):
 
 * Codes are ±1 (or real-valued, binarised by sign with ``x >= 0 -> +1``; bool or unsigned
   {0, 1} arrays are read as bits, 0 -> -1). Hamming distance d = (bits - q.x) / 2.
 * An item is relevant to a query when they share at least one label.
 * Items are ranked by Hamming distance. ``ties="stable"``: equal distances are ordered by
-  database index, ascending (deterministic; the published code uses an unstable sort).
+  database index, ascending (deterministic; the published code uses an unstable sort: NRCH
+  utils/tools.py:497, SCBCH utils/tools.py:563 ``torch.sort``, DCGMH utils.py:93 ``torch.argsort``).
   ``ties="expected"``: the tie-independent value, the expectation of the metric over a
   uniformly random order within each distance (closed form, McSherry & Najork, ECIR 2008).
 * AP of a query = mean over its relevant items of (relevant items up to its rank) / rank.
-  ``denominator="skip"`` averages over the queries with >= 1 relevant item (NRCH, SCBCH);
-  ``denominator="zero"`` counts the others as AP 0 and divides by all queries (DCGMH).
+  ``denominator="skip"`` averages over the queries with >= 1 relevant item (NRCH
+  utils/tools.py:493-495, 505; SCBCH utils/tools.py:559-561, 571); ``denominator="zero"``
+  counts the others as AP 0 and divides by all queries (DCGMH utils.py:110).
 
 How it is fast: every metric is read from, per query, (a) the histogram of the Hamming
 distances of relevant and of irrelevant items (bits+1 buckets) and, for stable ties, (b) the
@@ -39,8 +43,9 @@ per-query argsort; through faiss it took 0.23 s / 0.53 s (benchmarks/bench_searc
 
 Default chunks hold about 1M (query, item) pairs on CPU (8M on CUDA); peak memory is roughly
 40 (numpy) / 140 (torch) bytes per pair. Measured on 2 CPU cores, 2,100 x 20,000, 64 bits
-(benchmarks/bench_evaluate.py): against the published per-query argsort, numba is ~60-85x
-(stable) / ~140-210x (expected) faster, numpy ~28x / ~90x.
+(benchmarks/bench_evaluate.py): against the published per-query argsort (NRCH
+utils/tools.py:489-504), numba is ~60-85x (stable) / ~140-210x (expected) faster, numpy
+~28x / ~90x.
 
 All are deterministic (per-query sums in a fixed order, whatever the chunk or thread count)
 and agree with each other to float64 rounding (~1e-15), not bit for bit.
@@ -517,7 +522,9 @@ def _ap_from_stats(stats: _Stats, ties: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _map_at_k_from_stats(stats: _Stats, k: int) -> tuple[np.ndarray, np.ndarray]:
     """AP@k = sum_{t<=k} rel_t hits_t / t divided by the relevant items in the top k
-    (the DCMH/UCCH ``calc_map_k`` convention), stable ties; valid = >= 1 relevant in top k."""
+    (UCCH's ``fx_calc_map_multilabel_k``, penghu-cs/UCCH @ 0c20e62 UCCH.py:244-260; not NRCH's
+    ``calc_map_k(k=...)``, whose AP runs over the first min(k, R) relevant items of the whole
+    ranking, utils/tools.py:500-504), stable ties; valid = >= 1 relevant in top k."""
     rel = stats.top_rel[:, :k]
     hits = np.cumsum(rel, 1, dtype=np.int64)
     s = np.where(rel, hits / np.arange(1, k + 1, dtype=np.float64), 0.0).sum(1)
@@ -560,10 +567,10 @@ def map_at_all(query_codes: ArrayLike, db_codes: ArrayLike, query_labels: ArrayL
     """mAP over the whole database ranked by Hamming distance (METHODS.md "mAP@all").
 
     ``ties``: 'stable' (by database index) or 'expected' (tie-independent expectation).
-    ``denominator``: 'skip' queries with no relevant item (NRCH/SCBCH) or count them as 0
-    ('zero', DCGMH); with 'skip' and no such query at all, DataError. ``chunk``: queries per
-    chunk on the torch backend (peak memory ~140 bytes x chunk x database size); results do
-    not depend on it. ``backend``: 'auto' (numba for numpy inputs when installed, else
+    ``denominator``: 'skip' queries with no relevant item (NRCH/SCBCH, utils/tools.py:493-495) or
+    count them as 0 ('zero', DCGMH utils.py:110); with 'skip' and no such query at all,
+    DataError. ``chunk``: queries per chunk on the torch backend (peak memory ~140 bytes x chunk
+    x database size); results do not depend on it. ``backend``: 'auto' (numba for numpy inputs when installed, else
     torch on the inputs' device), 'torch' or 'numba'.
     """
     _check_choice(ties, ("stable", "expected"), "ties")
@@ -578,7 +585,9 @@ def map_at_k(query_codes: ArrayLike, db_codes: ArrayLike, query_labels: ArrayLik
              db_labels: ArrayLike, k: int, *, denominator: Denominator = "skip",
              chunk: int | None = None, backend: RankBackend = "auto") -> float:
     """mAP over the top ``k`` items, stable ties. AP@k divides by the number of relevant items
-    within the top k (DCMH/UCCH ``calc_map_k``); 'skip' drops queries with none there.
+    within the top k; 'skip' drops queries with none there (UCCH ``fx_calc_map_multilabel_k``,
+    UCCH.py:244-260; NRCH's ``CalcTopMap``, utils/tools.py:552-571, divides by all queries, i.e.
+    'zero'; NRCH's ``calc_map_k(k=...)`` is a different quantity, see ``_map_at_k_from_stats``).
 
     CPU backends ('numba', 'numpy', 'faiss') read the top k from cmhash.search's exact
     top-k search (``chunk``: queries per search block, default: search_chunks's bounded blocks),
@@ -640,7 +649,7 @@ def _pr_from_stats(stats: _Stats, average: str) -> PRCurve:
     has_rel = n_rel > 0
     precision = hits / np.maximum(retrieved, 1)
     recall = hits / np.maximum(n_rel, 1)
-    if average == "published":   # DPSH/UCCH pr_curve: average over queries with precision > 0
+    if average == "published":   # DCMH-PyTorch-lineage pr_curve: average over queries with precision > 0
         mask_p = mask_r = has_rel & (hits > 0)
     else:                        # precision over queries retrieving >= 1 item, recall over all
         mask_p = has_rel & (retrieved > 0)
@@ -658,8 +667,11 @@ def pr_curve(query_codes: ArrayLike, db_codes: ArrayLike, query_labels: ArrayLik
     with no relevant item excluded. Per query at radius rho: precision = relevant retrieved /
     retrieved, recall = relevant retrieved / all relevant.
 
-    ``average='published'`` (DCMH/DPSH/UCCH ``pr_curve``): both are averaged over the queries
-    whose precision is > 0 at that radius (0 where none). ``'retrieved'``: precision over the
+    ``average='published'`` (the widely copied DCMH-PyTorch-lineage ``pr_curve``, ``mask = (P > 0)``;
+    not used by NRCH, SCBCH or DCGMH: NRCH utils/tools.py:509-550 and SCBCH utils/tools.py:575-620
+    cut the ranking at 15 top-K depths and average over all queries, DCGMH utils.py:129-178 divides
+    by all queries; UCCH has no PR curve): both are averaged over the queries whose precision is
+    > 0 at that radius (0 where none). ``'retrieved'``: precision over the
     queries that retrieve >= 1 item, recall over all queries (recall 0 counts). No tie issue:
     a radius takes whole distance buckets.
     """

@@ -6,14 +6,18 @@ the ground truth that sample-selection diagnostics are scored against. For every
 that a model picked but happened to leave unchanged (``sym`` drawing the true class, ``dcgmh`` on
 a row with no label) is not counted as corrupted.
 
-Models (METHODS.md):
+Models (METHODS.md). Official code read: LonganWANG-cs/NRCH @ b190e97, Plke/SCBCH @ cfcc18c,
+LiuJinyu1229/DCGMH @ f208cdb, perquisite/RSHNL @ 34de146.
 
 * ``nrch`` — NRCH/SCBCH: floor(r*N) rows without replacement; in each, one positive set to 0
-  and one negative set to 1 (METHODS.md "Noise (call it nrch)").
+  and one negative set to 1 (METHODS.md "Noise (call it nrch)"; ``add_noise_to_labels``, NRCH
+  noise/generate.py:14-32, the same function in SCBCH noise_label/generate.py:6-20).
 * ``dcgmh`` — DCGMH: the first int(r*N) rows of a random permutation in four groups that
-  rewrite the row's label set (METHODS.md "Noise (call it dcgmh)").
+  rewrite the row's label set (METHODS.md "Noise (call it dcgmh)"; ``generate_noisy_labels``,
+  DCGMH data_loader.py:95-158).
 * ``sym`` — RSHNL: floor(r*N) rows get a uniformly random single label, possibly the true one
-  (METHODS.md "Other anchors").
+  (METHODS.md "Other anchors"; ``get_noisylabels``, RSHNL load_data.py:40-65: as many classes
+  as the row had, drawn without replacement, :57-60).
 
 A fourth name, ``published`` (:data:`PUBLISHED`), is not drawn here: it reads the noisy
 labels published with NRCH's code (``{prefix}-lall-noise_{rate}.h5``) through
@@ -21,7 +25,11 @@ labels published with NRCH's code (``{prefix}-lall-noise_{rate}.h5``) through
 ``datasets.<name>.published_noise``; the pipeline's noise stage chooses between the two.
 
 Every draw comes from ``numpy.random.default_rng(seed)``: the same (labels, model, rate, seed)
-gives bit-identical output. The published generators are unseeded; ours are not.
+gives bit-identical output. NRCH's and SCBCH's generators are unseeded (no seed is set in
+noise/generate.py / noise_label/generate.py); DCGMH's and RSHNL's run under their scripts'
+global seeding (DCGMH main.py:42-46 with utils.py:37-45, noise drawn at engine.py:41 ->
+data_loader.py:183; RSHNL main.py:55-56, load_data.py:67, 163) but through other generators,
+so no draw here reproduces a published file row for row.
 """
 from __future__ import annotations
 
@@ -60,7 +68,8 @@ def noisy_row_count(rate: float, n_rows: int) -> int:
     """floor(rate * n_rows), guarded against float error (0.29 * 100 = 28.999999999999996 -> 29).
 
     The published NRCH files hold exactly round(r * 10000) corrupted rows; for the rates used
-    (0.2, 0.5, 0.8) floor and round agree.
+    (0.2, 0.5, 0.8) floor and round agree. The published generators truncate without the guard,
+    ``int(N * r)`` (NRCH noise/generate.py:16, RSHNL load_data.py:52), e.g. 28 for 0.29 * 100.
     """
     return int(np.floor(rate * n_rows + 1e-9))
 
@@ -73,8 +82,9 @@ def _nrch(labels: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarr
 
     Rows with no positive or no negative label cannot be flipped this way; they are never
     picked (the rows are drawn among the flippable ones). If fewer than floor(r*N) rows are
-    flippable, DataError. (The published MIRFlickr labels have 1..14 of 24 labels per row, so
-    every row is flippable and this equals a draw among all rows.)
+    flippable, DataError. The published generator draws among ALL rows (noise/generate.py:18)
+    and in such a row only makes the flip it can (:24-31). (The published MIRFlickr labels have
+    1..14 of 24 labels per row, so every row is flippable and this equals a draw among all rows.)
     """
     n_rows = labels.shape[0]
     k = noisy_row_count(rate, n_rows)
@@ -104,7 +114,8 @@ def _nrch(labels: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarr
 def _sym(labels: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
     """RSHNL symmetric noise for single-label data: floor(r*N) rows without replacement each
     get a class drawn uniformly from all C classes (possibly the true one, which leaves the row
-    clean). Every row must hold exactly one label (one-hot), else DataError."""
+    clean; RSHNL load_data.py:50-60). Every row must hold exactly one label (one-hot), else
+    DataError."""
     n_rows, n_classes = labels.shape
     counts = labels.sum(axis=1, dtype=np.int64)
     if n_rows and not (counts == 1).all():
@@ -123,7 +134,7 @@ def _sym(labels: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarra
 
 
 def _dcgmh_groups(n_noisy: int) -> list[slice]:
-    """Group bounds of DCGMH's ``torch.chunk(indices, 4)``: chunks of ceil(K/4) rows, the last
+    """Group bounds of DCGMH's ``torch.chunk(indices, 4)`` (data_loader.py:125-126): chunks of ceil(K/4) rows, the last
     one shorter (e.g. K = 10 -> 3, 3, 3, 1). Where torch.chunk would return fewer than four
     chunks (K = 6 -> 2, 2, 2; the published code then fails to unpack), the missing trailing
     groups are empty."""
@@ -132,24 +143,25 @@ def _dcgmh_groups(n_noisy: int) -> list[slice]:
 
 
 def _dcgmh(labels: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """DCGMH noise (METHODS.md "Noise (call it dcgmh)"; published ``generate_noisy_labels``).
+    """DCGMH noise (METHODS.md "Noise (call it dcgmh)"; published ``generate_noisy_labels``,
+    data_loader.py:111-158, with ``label_turn``, :95-109).
 
     The first int(r*N) rows of a random permutation, in four groups (see ``_dcgmh_groups``).
     For a row with n labels ("new" classes are drawn without replacement among the classes the
     row did not have; "kept" ones among its old labels; a draw asking for more than are
-    available takes all of them, as the published slicing does):
+    available takes all of them, as the published slicing does, data_loader.py:101, 107):
 
-    1. same count: ceil(n/2) new + (n - ceil(n/2)) kept;
-    2. same count, all replaced: n new, none kept;
+    1. same count: ceil(n/2) new + (n - ceil(n/2)) kept (data_loader.py:128-141);
+    2. same count, all replaced: n new, none kept (:142);
     3. new count m != n, uniform on [min, max] of the dataset's label counts:
-       ceil(m/2) new + up to m - ceil(m/2) kept;
-    4. new count m != n: m new, none kept.
+       ceil(m/2) new + up to m - ceil(m/2) kept (:116-118, 144-155);
+    4. new count m != n: m new, none kept (:156).
 
     Groups 3 and 4 need at least two distinct label counts in ``labels`` (else DataError: the
-    published rejection loop would never end).
+    published rejection loop would never end, data_loader.py:148-149).
     """
     n_rows = labels.shape[0]
-    n_noisy = int(rate * n_rows)  # published rounding quirk: int(r*N), e.g. int(0.29*100) = 28
+    n_noisy = int(rate * n_rows)  # published rounding quirk: int(r*N), e.g. int(0.29*100) = 28 (data_loader.py:121)
     noisy = labels.copy()
     if n_noisy == 0:
         return noisy
@@ -171,7 +183,7 @@ def _dcgmh(labels: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndar
         noisy[row, kept] = 1
 
     def other_count(n: int) -> int:
-        # uniform on [lo, hi] without n: same law as the published redraw-until-different loop
+        # uniform on [lo, hi] without n: same law as the published redraw loop (data_loader.py:147-149)
         m = int(rng.integers(lo, hi)) if lo <= n <= hi else int(rng.integers(lo, hi + 1))
         return m + 1 if lo <= n <= hi and m >= n else m
 

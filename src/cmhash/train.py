@@ -4,7 +4,9 @@ protocol, checkpoint/resume and logging hooks. Methods plug in through ``Hashing
 Protocols (DESIGN.md, "Protocols"):
 
 * ``paper``: model selection on the QUERY set against the database with clean labels, as the
-  published NRCH/SCBCH code does (test-set selection, reproduced to compare with the papers).
+  published NRCH/SCBCH code does (test-set selection, reproduced to compare with the papers:
+  LonganWANG-cs/NRCH @ b190e97 NRCH.py:205-221, Plke/SCBCH @ cfcc18c train.py:302-369; DCGMH
+  selects nothing and reports its final model, LiuJinyu1229/DCGMH @ f208cdb engine.py:249-252, 286).
 * ``sound``: the validation rows (carved from the training rows, keeping their noisy labels)
   are held out of training and serve as queries against the remaining training rows, with
   relevance from the noisy labels; the query set is never looked at before the end.
@@ -162,7 +164,7 @@ class Trainer:
     def selection_scores(self) -> dict[str, float]:
         """mAP per direction on the protocol's model-selection split."""
         s, ds = self.settings, self.dataset
-        if s.protocol == "paper":  # published quirk: model selection on the query set
+        if s.protocol == "paper":  # published quirk: model selection on the query set (NRCH.py:207-215, SCBCH train.py:304-347)
             q_rows, db_rows = ds.splits.query, ds.splits.database
             q_labels, db_labels = ds.labels[q_rows], ds.labels[db_rows]
             q_codes, db_codes = self._encode_rows(q_rows), self._encode_rows(db_rows)

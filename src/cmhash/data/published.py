@@ -2,23 +2,26 @@
 :class:`Dataset`, and the published NRCH/SCBCH noisy labels as a noise source.
 
 Formats (key names, shapes and orientation as released; METHODS.md "Shared by NRCH and SCBCH"
-and "DCGMH"):
+and "DCGMH"). Official loaders read: LonganWANG-cs/NRCH @ b190e97 (utils/tools.py; SCBCH @
+cfcc18c has the same loaders in utils/tools.py) and LiuJinyu1229/DCGMH @ f208cdb (data_loader.py).
 
 * UCCH's release, used by NRCH and SCBCH: three MATLAB files per dataset, rows aligned and
   pre-shuffled — ``XAll`` (n x 4096 VGG fc7; some releases name it ``IAll``), ``YAll`` (n x
   text dims), ``LAll`` (n x classes):
-  ``mirflickr25k-{iall-vgg,yall,lall}.mat`` (20,015 rows, 1,386-d tags, 24 classes) and
-  ``nus-wide-tc21-{xall-vgg,yall,lall}-clean.mat`` (190,421 rows, 1,000-d tags, 21 classes);
+  ``mirflickr25k-{iall-vgg,yall,lall}.mat`` (20,015 rows, 1,386-d tags, 24 classes; NRCH
+  utils/tools.py:124-126) and ``nus-wide-tc21-{xall-vgg,yall,lall}-clean.mat`` (190,421 rows,
+  1,000-d tags, 21 classes; utils/tools.py:273-275);
   ``iapr-tc12-rand.mat`` (``VDatabase``/``YDatabase``/``databaseL`` then ``VTest``/``YTest``/
   ``testL``: 18,000 + 2,000 rows, 2,912-d, 255 classes; database rows first, as the published
-  loaders concatenate them); ``MSCOCO_deep_doc2vec_data.h5py`` (plain HDF5:
+  loaders concatenate them, utils/tools.py:345-353); ``MSCOCO_deep_doc2vec_data.h5py`` (plain HDF5:
   ``train_imgs_deep``/``train_text``/``train_imgs_labels`` then the ``test_*`` ones, 300-d
-  Doc2Vec, 80 classes; train rows first). The split is positional (the published loaders):
-  query = the first ``n_query`` rows, train = the next ``n_train``, database = every row after
-  the query.
+  Doc2Vec, 80 classes; train rows first, utils/tools.py:197-201). The split is positional (the
+  published loaders, e.g. utils/tools.py:127, 149, 170): query = the first ``n_query`` rows,
+  train = the next ``n_train``, database = every row after the query.
 * DCGMH's release: ``{mir,nus,coco}_cnn_twt.mat`` (MATLAB v7.3, read with h5py, arrays stored
   transposed) with its own split: ``I_tr``/``T_tr``/``L_tr`` (train), ``I_te``/``T_te``/``L_te``
-  (query), ``I_db``/``T_db``/``L_db`` (database). Rows of the dataset: train, query, database.
+  (query), ``I_db``/``T_db``/``L_db`` (database) (data_loader.py:14-18, 176-198). Rows of the
+  dataset: train, query, database.
 
 MATLAB v5/v7 files are read with :func:`scipy.io.loadmat`; v7.3 (HDF5) ones with h5py, each
 array transposed back to MATLAB's orientation. An array that still has the row count as its
@@ -27,7 +30,8 @@ must share their row count. A missing key or disagreeing shapes raise DataError 
 file and key.
 
 Noise: NRCH publishes its noisy training labels as ``{dataset}-lall-noise_{rate}.h5`` (HDF5,
-``result`` = noisy, ``True`` = clean, training rows only). :func:`published_noise` returns them
+``result`` = noisy, ``True`` = clean, training rows only: noise/generate.py:36-47, read at
+utils/tools.py:64-77). :func:`published_noise` returns them
 after checking that ``True`` equals the clean training labels the dataset holds.
 """
 from __future__ import annotations
@@ -50,7 +54,7 @@ from cmhash.io import file_sha256
 
 log = logging.getLogger("cmhash")
 
-#: Positional split sizes of the published loaders (METHODS.md "Splits").
+#: Positional split sizes of the published loaders (METHODS.md "Splits"; NRCH utils/tools.py:121-122, 194-195, 270-271, 354-355).
 PAPER_SPLIT_SIZES: Mapping[str, tuple[int, int]] = {
     "mirflickr25k": (2000, 10000), "nuswide_tc21": (2100, 10500), "mscoco": (5000, 10000), "iapr_tc12": (2000, 10000),
 }
@@ -212,9 +216,9 @@ def _features(path: Path, key: str, values: np.ndarray) -> np.ndarray:
 
 def positional_splits(n_rows: int, n_query: int, n_train: int, n_validation: int, seed: int,
                       source: str = "splits") -> Splits:
-    """The published loaders' split: query = rows [0, n_query), train = [n_query, n_query +
-    n_train), database = [n_query, n_rows); validation = ``n_validation`` training rows drawn
-    with ``seed`` (sorted)."""
+    """The published loaders' split (NRCH utils/tools.py:127, 149, 170): query = rows [0, n_query),
+    train = [n_query, n_query + n_train), database = [n_query, n_rows); validation =
+    ``n_validation`` training rows drawn with ``seed`` (sorted)."""
     if n_query + n_train > n_rows:
         raise ConfigError(f"{source}: query ({n_query}) + train ({n_train}) exceed the {n_rows} rows")
     if not 0 <= n_validation < n_train:

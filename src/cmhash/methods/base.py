@@ -36,8 +36,9 @@ class TrainView:
     """The whole training set on the training device, for per-epoch hooks.
 
     ``clean_labels`` is set only when the method declares ``reads_clean_labels`` AND the
-    protocol is ``paper`` (DCGMH's published correction reads them: a leak the ``sound``
-    protocol removes); otherwise it is None and no clean training label reaches the method.
+    protocol is ``paper`` (DCGMH's published correction reads them, DCGMH engine.py:140-143 @
+    f208cdb: a leak the ``sound`` protocol removes); otherwise it is None and no clean training
+    label reaches the method.
     """
 
     image: torch.Tensor
@@ -92,7 +93,8 @@ class HashingMethod(nn.Module):
     per_dataset: ClassVar[dict[str, dict[str, Any]]] = {}
     reads_clean_labels: ClassVar[bool] = False
     #: mAP denominator under the `paper` protocol: "skip" queries without relevant items (NRCH,
-    #: SCBCH) or count them as 0 ("zero", DCGMH). The `sound` protocol always skips.
+    #: SCBCH: utils/tools.py:493-495, 505 / 559-561, 571) or count them as 0 ("zero", DCGMH:
+    #: utils.py:110). The `sound` protocol always skips.
     paper_denominator: ClassVar[str] = "skip"
     #: Candidate models: the model at the start of epoch e is scored iff
     #: ``(e + eval_offset) % eval_every == 0``. 0: epochs 0, k, 2k, ... (ours); 1: the models after

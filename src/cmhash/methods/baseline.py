@@ -7,7 +7,8 @@ S_ij = [y_i . y_j > 0] under p(S_ij = 1) = sigmoid(Theta_ij), Theta_ij = 1/2 F_i
 mini-batches over two MLP encoders (the NRCH/SCBCH widths, tanh outputs) instead of DCMH's CNN
 and alternating optimisation over the whole set, with each term averaged (over pairs, code
 entries and bits) rather than summed; the labels are used as given (noisy), which is what makes
-it the noise-agnostic reference in the papers' tables.
+it the noise-agnostic reference in the papers' tables. Official code read for the settings:
+jiangqy/DCMH-CVPR2017 @ 67d0e84 (``DCMH_matlab/DCMH_matlab/DCMH_demo.m``).
 """
 from __future__ import annotations
 
@@ -44,14 +45,16 @@ class DCMHBaseline(HashingMethod):
         "batch_size": 128,
         "eval_every": 5,
         "selection": "best",
-        # Adam; DCMH's own SGD schedule is tied to its CNN and not reused. Chosen on the 256-wide
-        # preset; at the 8192 widths on Wikipedia it collapses the codes and 1e-4 learns
-        # (config/wikipedia.yaml), so check it when the widths change.
+        # Adam; DCMH's own schedule (lr logspace(-1.5, -3), DCMH_demo.m:20-21) is tied to its CNN
+        # and not reused. Chosen on the 256-wide preset; at the 8192 widths on Wikipedia it
+        # collapses the codes and 1e-4 learns (config/wikipedia.yaml), so check it when the
+        # widths change.
         "lr": 1e-3,
         "weight_decay": 1e-5,
-        # DCMH publishes gamma = eta = 1 for its CNN trained ~500 epochs; over MLPs trained tens
-        # of epochs that pins the codes to their random initial signs (embedded set, 64 bits:
-        # mAP 0.57 at 1 against 0.70 at 0.1, 30 epochs), so this baseline uses 0.1 for both.
+        # DCMH publishes gamma = eta = 1 for its CNN trained 500 epochs (DCMH_demo.m:19, 22-23);
+        # over MLPs trained tens of epochs that pins the codes to their random initial signs
+        # (embedded set, 64 bits: mAP 0.57 at 1 against 0.70 at 0.1, 30 epochs), so this
+        # baseline uses 0.1 for both.
         "gamma": 0.1,  # quantisation weight
         "eta": 0.1,  # bit-balance weight
         "image_hidden": [8192, 8192],  # NRCH/SCBCH encoder widths (METHODS.md "Networks")

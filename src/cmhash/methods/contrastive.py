@@ -2,16 +2,17 @@
 
 Pure functions of tensors. ``S`` is always a batch's cross-modal similarity matrix
 ``S = u v^T`` (rows: image codes, columns: text codes), so the diagonal holds the matched pairs.
+Official code: LonganWANG-cs/NRCH @ b190e97 (``NRCH.py``) and Plke/SCBCH @ cfcc18c (``train.py``).
 
 * :func:`label_overlap` — ``T = (Y Y^T > 0)``, optionally with a zero diagonal (METHODS.md, NRCH
-  "RCH loss": "T = (Y Y^T > 0) with zero diagonal").
+  "RCH loss": "T = (Y Y^T > 0) with zero diagonal"; NRCH.py:78-79, 112-117).
 * :func:`masked_similarity` — NRCH's hard-negative masking: "entries of S below (diagonal -
   margin) are shifted down by `shift`", per direction (SCBCH's BSCH reuses it, METHODS.md SCBCH
-  "NRCH-style margin/shift masking per direction").
-* :func:`clamp_diagonal` — "diagonal clamped at >= 0".
+  "NRCH-style margin/shift masking per direction"; NRCH.py:82-98, SCBCH train.py:133-143).
+* :func:`clamp_diagonal` — "diagonal clamped at >= 0" (NRCH.py:92-94, 103-105; SCBCH train.py:137-138, 142-143).
 * :func:`rch_direction_loss` / :func:`rch_loss` — NRCH's per-sample robust contrastive loss
-  ``loss_r = -diag + tau * logsumexp((S_masked / tau) * (1 - T)) + margin`` per direction.
-* :func:`quantisation_loss` — NRCH's ``Q = mean((|u| - 1/sqrt(bits))^2) + same for v``.
+  ``loss_r = -diag + tau * logsumexp((S_masked / tau) * (1 - T)) + margin`` per direction (NRCH.py:107).
+* :func:`quantisation_loss` — NRCH's ``Q = mean((|u| - 1/sqrt(bits))^2) + same for v`` (NRCH.py:108).
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def masked_similarity(S: torch.Tensor, margin: float, shift: float, dim: int = 1
     against every text j, the softmax then runs along the row); ``dim=0`` with its column's
     diagonal (``S_ij < S_jj - margin``: text j against every image i, softmax down the column).
     Entries below that reference become ``S_ij - shift``, the others stay ``S_ij``. The mask is a
-    constant (no gradient through the comparison), as published. The diagonal itself is never
+    constant (no gradient through the comparison), as published (``.detach()``: NRCH.py:86, 97;
+    SCBCH train.py:135, 140). The diagonal itself is never
     shifted when ``margin >= 0``.
     """
     if S.ndim != 2 or S.shape[0] != S.shape[1]:
@@ -78,7 +80,8 @@ def rch_direction_loss(S: torch.Tensor, T: torch.Tensor, margin: float, shift: f
     is :func:`masked_similarity` along ``dim`` with the diagonal clamped at >= 0, and the sum runs
     along ``dim`` (``dim=1``: over the row; ``dim=0``: down the column). As published, ``(1 - T)``
     multiplies the exponent, so a semantic positive (``T_ij = 1``) contributes ``exp(0) = 1`` to
-    the sum rather than being removed from it; the leading ``-S_ii`` uses the unclamped diagonal.
+    the sum rather than being removed from it; the leading ``-S_ii`` uses the unclamped diagonal
+    (``cost_te.diag()``, NRCH.py:107).
     """
     masked = clamp_diagonal(masked_similarity(S, margin, shift, dim))
     lse = torch.logsumexp((masked / tau) * (1.0 - T), dim=dim)
@@ -90,18 +93,19 @@ def rch_loss(S: torch.Tensor, T: torch.Tensor, margin: float, shift: float, tau:
     """NRCH's bidirectional robust contrastive loss per sample: row term + column term.
 
     ``quirk=True`` reproduces the published code, whose second (text-side, column) term reuses
-    the first term's row-masked matrix and row-wise log-sum-exp; since both diagonals equal
-    ``S_ii`` the loss is then exactly twice the row term. ``quirk=False`` uses the column-masked
+    the first term's row-masked matrix ``cost_te_max`` and row-wise log-sum-exp (NRCH.py:107);
+    since both diagonals equal ``S_ii`` the loss is then exactly twice the row term. ``quirk=False`` uses the column-masked
     matrix and sums down the columns, the symmetric loss the paper describes.
     """
     row = rch_direction_loss(S, T, margin, shift, tau, dim=1)
-    if quirk:  # published quirk: the second direction reuses the first direction's masked matrix and row sums
+    if quirk:  # published quirk: 2nd direction reuses the 1st's masked matrix and row sums (NRCH.py:107)
         return row + row
     return row + rch_direction_loss(S, T, margin, shift, tau, dim=0)
 
 
 def quantisation_loss(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Per-sample ``mean_k (|u_k| - 1/sqrt(bits))^2 + mean_k (|v_k| - 1/sqrt(bits))^2`` (NRCH Q):
-    pulls every coordinate of the L2-normalised codes to the magnitude of a normalised binary code."""
+    pulls every coordinate of the L2-normalised codes to the magnitude of a normalised binary code
+    (NRCH.py:108; there ``u``, ``v`` are the re-tanh'd outputs, NRCH.py:76-77)."""
     target = 1.0 / math.sqrt(u.shape[1])
     return (u.abs() - target).pow(2).mean(dim=1) + (v.abs() - target).pow(2).mean(dim=1)

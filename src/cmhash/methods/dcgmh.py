@@ -1,46 +1,54 @@
 """DCGMH — Distribution-Consistency-Guided Multi-modal Hashing (Liu et al., AAAI 2025, arXiv 2412.11216).
 
 A multi-modal FUSION method (METHODS.md, "DCGMH"): one code per image-text pair; a fused query
-code ranks fused database codes (``task = FUSED``, one mAP). Reads like the method section:
+code ranks fused database codes (``task = FUSED``, one mAP). Reads like the method section.
+Official code: LiuJinyu1229/DCGMH @ f208cdb; ``file:line`` citations below refer to that commit.
 
 1. Network (:class:`FusionHashNet`): image MLP ``d -> 4096 -> 128*bits`` and text MLP
    ``d -> 4096 -> 128*bits``, every layer Linear + BatchNorm + ReLU (the last one included, as
    published); fusion = sum; hash layer Linear(128*bits -> bits) + BatchNorm + tanh. The widths are
    hyper-parameters (``image_hidden``, ``text_hidden``, ``fusion_per_bit``) so that a small preset
-   can narrow them. Category centres: a parameter (classes x bits), standard normal init.
+   can narrow them (model/fusion.py:6-43, engine.py:66-71, main.py:23-24). Category centres: a
+   parameter (classes x bits), standard normal init (model/fusion.py:36).
 2. Losses, as pure functions of tensors (``L`` = bits, ``C`` = centres, ``h`` = tanh code):
    :func:`code_to_centre_loss` (pointwise, softmax-like against the negative classes),
    :func:`centre_separation_loss`, :func:`quantisation_loss` ``MSE(h, sign h)``,
    :func:`pairwise_reconstruction_loss` ``MSE(cos(h_i, h_j), 2 sigmoid(y_i . y_j) - 1)`` and
    :func:`augmentation_contrastive_loss` over an augmented view (:func:`augment_image`,
-   :func:`augment_text`).
-3. Warm-up (``warmup`` epochs): code-to-centre on the noisy labels + alpha quant + gamma centre.
+   :func:`augment_text`) (engine.py:83-120, utils.py:52-57, data_loader.py:20-93).
+3. Warm-up (``warmup`` epochs): code-to-centre on the noisy labels + alpha quant + gamma centre
+   (engine.py:183-188).
 4. After warm-up, per batch (:meth:`DCGMH.loss`): consistency
    ``s_i = sum_c y_ic cos(h_i, C_c) / |y_i|`` (:func:`consistency_scores`); the lowest
-   ``int(B * rate)`` rows of the batch are flagged (:func:`flag_lowest`). Every training row
-   keeps a stored profile of its centre similarities (set for the batch's unflagged rows,
-   zeroed for its flagged ones) and a flag that, once set, stays set (``flagged`` buffer).
+   ``int(B * rate)`` rows of the batch are flagged (:func:`flag_lowest`; engine.py:122-130, 196).
+   Every training row keeps a stored profile of its centre similarities (set for the batch's
+   unflagged rows, zeroed for its flagged ones: engine.py:197-198) and a flag that, once set,
+   stays set (``flagged`` buffer; the published ``noisy_or_not``, engine.py:164, 199).
    Correction (:func:`neighbour_correction`): the 2 training rows whose stored profiles have
    the largest dot product with a flagged row's similarities; if both were never flagged and
    their labels agree, the flagged row adopts the nearest one's label (pairwise reconstruction
-   loss), otherwise it is unlabelled (contrastive loss on an augmented view).
-   Objective: code-to-centre on the batch's unflagged rows + eta reconstruction
-   + beta contrastive + alpha quant + gamma centre.
+   loss), otherwise it is unlabelled (contrastive loss on an augmented view) (engine.py:132-156,
+   202-232). Objective: code-to-centre on the batch's unflagged rows + eta reconstruction
+   + beta contrastive + alpha quant + gamma centre (engine.py:234).
 
 Published behaviour reproduced (hyper-parameter in brackets; defaults = the published values):
 
-* SGD momentum 0.9, weight decay 1e-5, StepLR(step 100, gamma 0.1); 150 epochs; batch 48;
-  margin 0.7. Per dataset (warmup, lr, alpha, beta, gamma, eta): MIRFlickr (5, 0.005, 1, 0.15, 5,
-  1), NUS-WIDE (5, 0.001, 1, 0.05, 5, 1.5), MS-COCO (30, 0.01, 1, 0.2, 5, 1.2). Evaluation every 5
-  epochs and after the last; the reported number is the final one (``selection = last``).
+* SGD momentum 0.9, weight decay 1e-5 (engine.py:72), StepLR(step 100, gamma 0.1) (engine.py:73,
+  main.py:29); 150 epochs (main.py:11); batch 48 (main.py:15); margin 0.7 (main.py:30). Per
+  dataset (warmup, lr, alpha, beta, gamma, eta), lines 5, 7 and 11-14 of train_mir.sh,
+  train_nus.sh, train_coco.sh: MIRFlickr (5, 0.005, 1, 0.15, 5, 1), NUS-WIDE (5, 0.001, 1, 0.05,
+  5, 1.5), MS-COCO (30, 0.01, 1, 0.2, 5, 1.2); main.py:12-13, 25-28 default to MIRFlickr's.
+  Evaluation after every 5th epoch and after the last (engine.py:249-252); the reported number
+  is the final one, no selection (engine.py:286-287; ``selection = last``).
 * [``lr_step_at_epoch_start`` = True] The published loop steps the scheduler at the START of
-  each epoch, so the learning rate drops one epoch early (epochs 99.. at 0.1 lr); our trainer
-  steps after each epoch, so the factor is ``decay ** ((epoch + 1) // step)``.
+  each epoch (engine.py:166), so the learning rate drops one epoch early (epochs 99.. at 0.1
+  lr); our trainer steps after each epoch, so the factor is ``decay ** ((epoch + 1) // step)``.
 * Which flags drive the loss: the batch's own flagging (the published ``identify``) decides
-  which rows of THIS batch are supervised, corrected or unlabelled; the remembered flag only
-  decides which rows may serve as neighbours (the published ``noisy_or_not``). A remembered
-  row that lands among a later batch's unflagged rows is supervised again and its profile is
-  refreshed, as published.
+  which rows of THIS batch are supervised, corrected or unlabelled (engine.py:196, 202-227); the
+  remembered flag only decides which rows may serve as neighbours (the published
+  ``noisy_or_not``, engine.py:137, 199). A remembered row that lands among a later batch's
+  unflagged rows is supervised again and its profile is refreshed, as published (engine.py:197,
+  206-208).
 * [``frozen_batchnorm`` = True, ``paper`` only] BatchNorm frozen after the first evaluation:
   the published ``engine.py`` calls ``hash_net.train()`` once before its loop and its
   ``evaluate()`` sets ``hash_net.eval()``, which nothing undoes. Its first evaluation ends epoch
@@ -49,33 +57,39 @@ Published behaviour reproduced (hyper-parameter in brackets; defaults = the publ
   them (all of training after warm-up on MIRFlickr and NUS-WIDE; epochs 5-29 of COCO's warm-up).
   :meth:`DCGMH.training_mode` reproduces it; our own evaluation at epoch 0, before any
   training, does not count. ``sound`` keeps train mode (the published behaviour is a bug).
-* Profiles start as standard normal draws (the published ``torch.randn`` buffer), so a row not
-  yet visited after warm-up has a random profile.
+* Profiles start as standard normal draws (the published ``torch.randn`` buffer,
+  engine.py:163), so a row not yet visited after warm-up has a random profile.
 * The neighbour search runs over every fitting row's stored profile (the flagged row's own,
-  just zeroed, included; it is never eligible). A corrected row takes the label of its
-  nearest neighbour; a neighbour label with no positive class leaves the row unlabelled.
+  just zeroed, included; it is never eligible: engine.py:133-137, 198-199). A corrected row
+  takes the label of its nearest neighbour (engine.py:145); a neighbour label with no positive
+  class leaves the row unlabelled (engine.py:148-150).
 * :func:`centre_separation_loss` averages the upper triangle over all ``K*K`` entries of the
-  distance matrix (published ``torch.mean(torch.triu(D, 1))``), and the contrastive negative
-  term averages over all ``B*B`` entries with the diagonal zeroed.
-* Augmentations (published ``data_loader``): image ``x + N(0, 0.1)``, contrast scaled by one
+  distance matrix (published ``torch.mean(torch.triu(D, 1))``, engine.py:114-116), and the
+  contrastive negative term averages over all ``B*B`` entries with the diagonal zeroed
+  (engine.py:104-110).
+* Augmentations (published ``data_loader.py:81-93``): image ``x + N(0, 0.1)``, contrast scaled by one
   factor ``U(0.8, 1.2)`` around the mean of the whole batch tensor, ``+ N(0, 0.05)``; text
   ``x + N(0, 0.1)``, 5 swaps of two random feature columns (the same columns for all rows),
-  each entry zeroed with probability 0.1. Every draw comes from torch's global RNG (CUDA's on
-  a GPU), which the trainer seeds and checkpoints (the published code mixes numpy/random).
+  each entry zeroed with probability 0.1 (data_loader.py:20-70). Every draw comes from torch's
+  global RNG (CUDA's on a GPU), which the trainer seeds and checkpoints (the published code
+  mixes torch, numpy and random: data_loader.py:27, 37, 55).
 
 Deviations where the published code crashes or yields NaN (documented, not quirks): a row with
 no positive label has consistency -1 (flagged first) and is left out of the code-to-centre mean
-(published: 0/0); the contrastive term is skipped when a batch has fewer than 2 unlabelled rows
-(the published BatchNorm raises on a 1-row batch).
+(published: 0/0, engine.py:88, 125); the contrastive term is skipped when a batch has fewer
+than 2 unlabelled rows (BatchNorm in train mode raises on a 1-row batch). The published code
+always computes it (``numel() > -1``, engine.py:221), with BatchNorm by then in eval mode
+(engine.py:256), so 1 row works there and 0 rows give a NaN mean.
 
 Protocols (METHODS.md, DCGMH "Flaws"):
 
-* ``paper``: the flagged fraction is the TRUE noise rate, read from ``hp["oracle_noise_rate"]``
-  (the pipeline fills it from the cell under ``paper``; ConfigError when it is None), and the
-  correction decides "labels agree" on the neighbours' CLEAN label vectors
-  (``TrainView.clean_labels``; the trainer sets it because ``reads_clean_labels``), while the
-  adopted label is the nearest neighbour's noisy one. The mAP counts queries without a relevant
-  item as 0 (``paper_denominator = "zero"``, applied by the pipeline/trainer).
+* ``paper``: the flagged fraction is the TRUE noise rate (engine.py:127, 196; main.py:21), read
+  from ``hp["oracle_noise_rate"]`` (the pipeline fills it from the cell under ``paper``; ConfigError when it is None), and the
+  correction decides "labels agree" on the neighbours' CLEAN label vectors (engine.py:140-143,
+  flags of the clean labels: data_loader.py:160-163, 184) (``TrainView.clean_labels``; the
+  trainer sets it because ``reads_clean_labels``), while the adopted label is the nearest
+  neighbour's noisy one (engine.py:48, 139, 145). The mAP counts queries without a relevant item
+  as 0 (utils.py:110; ``paper_denominator = "zero"``, applied by the pipeline/trainer).
 * ``sound``: no oracle, no clean label. At the start of every epoch after warm-up the
   consistency scores of all fitting rows are computed (network in eval mode) and a 2-component
   Gaussian mixture (sklearn, ``random_state = gmm_seed``) is fitted to them; the estimated noisy
@@ -117,7 +131,7 @@ from cmhash.methods.registry import register
 
 VARIANTS = ("full", "filter_only", "no_filtering")
 
-# Published augmentation settings (data_loader.py: image_augmentations / text_augmentations).
+# Published augmentation settings (data_loader.py:81-93: image_augmentations / text_augmentations).
 IMAGE_NOISE_STD = 0.1
 IMAGE_CONTRAST = 0.2  # factor drawn from U(1 - 0.2, 1 + 0.2)
 IMAGE_PERTURBATION_STD = 0.05
@@ -131,8 +145,8 @@ def code_to_centre_loss(h: torch.Tensor, centres: torch.Tensor, labels: torch.Te
                         eps: float = 1e-5) -> torch.Tensor:
     """Pointwise code-to-centre loss (METHODS.md DCGMH "Losses"): with ``z_ic = h_i . C_c / L``,
     ``-log(exp z_ic / (sum_{c' negative} exp z_ic' + exp z_ic + eps) + eps)`` averaged over the
-    positive classes ``c`` of row ``i``, then over rows. Rows without a positive label are left
-    out (0 when none is left)."""
+    positive classes ``c`` of row ``i``, then over rows (engine.py:83-90). Rows without a positive
+    label are left out (0 when none is left)."""
     bits = h.shape[1]
     e = torch.exp(h @ centres.T / bits)
     pos = e * labels
@@ -148,26 +162,26 @@ def code_to_centre_loss(h: torch.Tensor, centres: torch.Tensor, labels: torch.Te
 def centre_separation_loss(centres: torch.Tensor) -> torch.Tensor:
     """``D = cdist(C, C) / L``; ``-(mean of triu(D, 1)) - (smallest off-diagonal distance)``.
     Published quirk: the mean runs over all ``K*K`` entries of ``triu(D, 1)`` (zeros included),
-    i.e. ``sum_{i<j} D_ij / K^2``."""
+    i.e. ``sum_{i<j} D_ij / K^2`` (engine.py:113-120)."""
     k, bits = centres.shape
     d = torch.cdist(centres, centres, p=2, compute_mode="donot_use_mm_for_euclid_dist") / bits
     upper = torch.triu(d, diagonal=1)
     off = torch.triu(torch.ones(k, k, dtype=torch.bool, device=centres.device), diagonal=1)
-    return -upper.mean() - d[off].min()  # published quirk: mean over K*K entries, not the K(K-1)/2 pairs
+    return -upper.mean() - d[off].min()  # published quirk: mean over K*K entries, not K(K-1)/2 (engine.py:116)
 
 
 def quantisation_loss(h: torch.Tensor) -> torch.Tensor:
-    """``MSE(h, sign h)``, mean over all entries."""
+    """``MSE(h, sign h)``, mean over all entries (engine.py:184-185)."""
     return F.mse_loss(h, torch.sign(h).detach())
 
 
 def centre_similarity(h: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of every code to every centre (rows x classes)."""
+    """Cosine similarity of every code to every centre (rows x classes; engine.py:177-181)."""
     return F.normalize(h, dim=1) @ F.normalize(centres, dim=1).T
 
 
 def consistency_scores(similarity: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``s_i = sum_c y_ic cos(h_i, C_c) / |y_i|`` (METHODS.md DCGMH); -1 (the lowest possible)
+    """``s_i = sum_c y_ic cos(h_i, C_c) / |y_i|`` (METHODS.md DCGMH; engine.py:125); -1 (the lowest possible)
     for a row without a positive label."""
     count = labels.sum(1)
     total = (labels * similarity).sum(1)
@@ -175,8 +189,9 @@ def consistency_scores(similarity: torch.Tensor, labels: torch.Tensor) -> torch.
 
 
 def flag_lowest(consistency: torch.Tensor, rate: float) -> torch.Tensor:
-    """Flag the ``int(B * rate)`` rows of lowest consistency (published ``identify``); ties are
-    broken by position (stable sort)."""
+    """Flag the ``int(B * rate)`` rows of lowest consistency (published ``identify``,
+    engine.py:122-130); ties are broken by position (stable sort; the published ``torch.sort``,
+    engine.py:126, is not stable)."""
     n_flag = int(consistency.numel() * rate)
     order = torch.sort(consistency, stable=True).indices
     flagged = torch.zeros(consistency.numel(), dtype=torch.bool, device=consistency.device)
@@ -187,7 +202,8 @@ def flag_lowest(consistency: torch.Tensor, rate: float) -> torch.Tensor:
 def neighbour_correction(query: torch.Tensor, profiles: torch.Tensor, eligible: torch.Tensor,
                          agree_labels: torch.Tensor, adopt_labels: torch.Tensor, k: int = 2
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Correct flagged rows from their ``k`` nearest stored profiles (published ``reconstruct``).
+    """Correct flagged rows from their ``k`` nearest stored profiles (published ``reconstruct``,
+    engine.py:132-156).
 
     query: flagged rows' centre similarities (f x classes); profiles: every training row's
     stored profile (N x classes); eligible: rows never flagged (N); agree_labels: the label
@@ -206,28 +222,29 @@ def neighbour_correction(query: torch.Tensor, profiles: torch.Tensor, eligible: 
 
 
 def label_affinity(labels_a: torch.Tensor, labels_b: torch.Tensor) -> torch.Tensor:
-    """``2 sigmoid(y_i . y_j) - 1`` (published ``label_similarity``)."""
+    """``2 sigmoid(y_i . y_j) - 1`` (published ``label_similarity``, utils.py:52-57)."""
     return 2 * torch.sigmoid(labels_a @ labels_b.T) - 1
 
 
 def pairwise_reconstruction_loss(h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """``MSE(cos(h_i, h_j), 2 sigmoid(y_i . y_j) - 1)`` over all pairs of corrected rows
-    (diagonal included, as published)."""
+    (diagonal included, as published: engine.py:213-216)."""
     u = F.normalize(h, dim=1)
     return F.mse_loss(u @ u.T, label_affinity(labels, labels))
 
 
 def augmentation_contrastive_loss(h_aug: torch.Tensor, h: torch.Tensor, margin: float = 0.7) -> torch.Tensor:
     """``mean_i (1 - cos(h_aug_i, h_i)) + mean_{i,j} [i != j] relu(cos(h_aug_i, h_j) - margin)``;
-    the second mean divides by all ``B*B`` entries (diagonal zeroed), as published."""
+    the second mean divides by all ``B*B`` entries (diagonal zeroed), as published
+    (engine.py:97-111)."""
     s = F.normalize(h_aug, dim=1) @ F.normalize(h, dim=1).T
     off = ~torch.eye(s.shape[0], dtype=torch.bool, device=s.device)
-    return (1 - torch.diagonal(s)).mean() + (F.relu(s - margin) * off).mean()  # quirk: / B*B, not B(B-1)
+    return (1 - torch.diagonal(s)).mean() + (F.relu(s - margin) * off).mean()  # quirk: / B*B, not B(B-1) (engine.py:108-110)
 
 
 def augment_image(x: torch.Tensor) -> torch.Tensor:
     """Image-feature view: ``+ N(0, 0.1)``, contrast scaled by ``U(0.8, 1.2)`` around the batch
-    mean, ``+ N(0, 0.05)`` (torch's global RNG)."""
+    mean, ``+ N(0, 0.05)`` (torch's global RNG; published data_loader.py:81-86)."""
     x = x + torch.randn_like(x) * IMAGE_NOISE_STD
     factor = 1.0 + (torch.rand(()).item() * 2 - 1) * IMAGE_CONTRAST
     mean = x.mean()
@@ -237,7 +254,7 @@ def augment_image(x: torch.Tensor) -> torch.Tensor:
 
 def augment_text(x: torch.Tensor) -> torch.Tensor:
     """Text-feature view: ``+ N(0, 0.1)``, 5 swaps of two random columns, 10% of entries zeroed
-    (torch's global RNG)."""
+    (torch's global RNG; published data_loader.py:88-93)."""
     x = x + torch.randn_like(x) * TEXT_NOISE_STD
     for _ in range(TEXT_SWAPS):
         a, b = torch.randperm(x.shape[1])[:2].tolist()
@@ -261,12 +278,13 @@ def estimate_noise_rate(consistency: np.ndarray, random_state: int = 0) -> tuple
 
 # -- the network ---------------------------------------------------------------------------
 def _branch(in_dim: int, hidden: list[int], out_dim: int) -> nn.Sequential:
-    """Linear + BatchNorm + ReLU for every layer, the last included (published ``MLP``)."""
+    """Linear + BatchNorm + ReLU for every layer, the last included (published ``MLP``,
+    model/fusion.py:6-21)."""
     return nn.Sequential(*mlp(in_dim, hidden, out_dim, batch_norm=True), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True))
 
 
 class FusionHashNet(nn.Module):
-    """Image and text branches summed, then Linear + BatchNorm + tanh to ``bits``."""
+    """Image and text branches summed, then Linear + BatchNorm + tanh to ``bits`` (model/fusion.py:32-43)."""
 
     def __init__(self, image_dim: int, text_dim: int, bits: int, image_hidden: list[int],
                  text_hidden: list[int], fusion_dim: int) -> None:
@@ -280,7 +298,8 @@ class FusionHashNet(nn.Module):
 
 
 class _StepAtEpochStart:
-    """LR factor ``decay ** ((epoch + shift) // step)`` (shift 1 = the published step-first loop)."""
+    """LR factor ``decay ** ((epoch + shift) // step)`` (shift 1 = the published step-first loop,
+    engine.py:166)."""
 
     def __init__(self, step: int, decay: float, shift: int) -> None:
         self.step, self.decay, self.shift = step, decay, shift
@@ -300,18 +319,18 @@ class DCGMH(HashingMethod):
 
     name: ClassVar[str] = "dcgmh"
     task: ClassVar[str] = FUSED
-    reads_clean_labels: ClassVar[bool] = True  # published correction compares CLEAN labels (paper only)
-    paper_denominator: ClassVar[str] = "zero"  # published mAP counts queries with no relevant item as 0
+    reads_clean_labels: ClassVar[bool] = True  # published correction compares CLEAN labels (paper only; engine.py:140-143)
+    paper_denominator: ClassVar[str] = "zero"  # published mAP counts queries with no relevant item as 0 (utils.py:110)
     defaults: ClassVar[dict[str, Any]] = {
         "epochs": 150,
         "batch_size": 48,
-        "eval_every": 5,
-        "selection": "last",  # the reported number is the final one
+        "eval_every": 5,  # published: after every 5th epoch and after the last (engine.py:249-252)
+        "selection": "last",  # the reported number is the final one (engine.py:286)
         "momentum": 0.9,
         "weight_decay": 1e-5,
         "lr_step_size": 100,
         "lr_decay": 0.1,
-        "lr_step_at_epoch_start": True,  # published quirk: scheduler.step() before each epoch
+        "lr_step_at_epoch_start": True,  # published quirk: scheduler.step() before each epoch (engine.py:166)
         "margin": 0.7,
         "neighbours": 2,
         "image_hidden": [4096],
@@ -373,9 +392,9 @@ class DCGMH(HashingMethod):
 
     # -- state over the training view ----------------------------------------------------
     def _allocate(self, n: int, device: torch.device) -> None:
-        """Fresh per-row state: random-normal profiles (published), nothing flagged or corrected."""
+        """Fresh per-row state: random-normal profiles (published, engine.py:163), nothing flagged or corrected."""
         c = self.n_classes
-        self.profiles = torch.randn(n, c).to(device)  # published quirk: unvisited rows hold random profiles
+        self.profiles = torch.randn(n, c).to(device)  # published quirk: unvisited rows hold random profiles (engine.py:163)
         self.flagged = torch.zeros(n, dtype=torch.bool, device=device)
         self.visit_state = torch.full((n,), UNSEEN, dtype=torch.int8, device=device)
         self.corrected_labels = torch.full((n, c), float("nan"), device=device)
@@ -401,7 +420,7 @@ class DCGMH(HashingMethod):
             if view.clean_labels is None:
                 raise ConfigError("dcgmh under `paper`: the training view carries no clean labels (the published "
                                   "correction compares them); the trainer sets them when reads_clean_labels is True")
-            self._agree = view.clean_labels  # published leak: "labels agree" is decided on CLEAN labels
+            self._agree = view.clean_labels  # published leak: "labels agree" is decided on CLEAN labels (engine.py:140-143)
         if epoch < int(self.hp["warmup"]) and self.variant != "no_filtering":
             return None
         consistency = consistency_scores(
@@ -410,7 +429,7 @@ class DCGMH(HashingMethod):
         if self.variant == "no_filtering":
             return Selection(clean_score=consistency, extra=extra)
         if self.protocol == "paper":
-            self._rate = float(self.hp["oracle_noise_rate"])  # published oracle: the TRUE noise rate
+            self._rate = float(self.hp["oracle_noise_rate"])  # published oracle: the TRUE noise rate (engine.py:127)
         else:
             self._rate, params = estimate_noise_rate(consistency.cpu().numpy(), int(self.hp["gmm_seed"]))
             extra.update({"noise_rate_estimate": self._rate, **params})
@@ -442,7 +461,7 @@ class DCGMH(HashingMethod):
         with torch.no_grad():
             flag = flag_lowest(consistency_scores(sim.detach(), y), self._rate)
             full = self.variant == "full"
-            if full:  # stored profiles: refreshed for the unflagged rows, zeroed for the flagged
+            if full:  # stored profiles: refreshed for the unflagged rows, zeroed for the flagged (engine.py:197-198)
                 self.profiles[idx[~flag]] = sim.detach()[~flag].to(self.profiles.dtype)
                 self.profiles[idx[flag]] = 0.0
             self.flagged[idx[flag]] = True

@@ -1,4 +1,8 @@
-"""Encoders shared by the methods."""
+"""Encoders shared by the methods.
+
+Official code: LonganWANG-cs/NRCH @ b190e97 and Plke/SCBCH @ cfcc18c (``network.py``),
+LiuJinyu1229/DCGMH @ f208cdb (``model/fusion.py``).
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -13,7 +17,8 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, batch_norm: bool = 
         final_activation: nn.Module | None = None) -> nn.Sequential:
     """Linear layers ``in_dim -> hidden... -> out_dim`` with ReLU between (and BatchNorm before
     each ReLU when ``batch_norm``), as in the NRCH/SCBCH encoders (METHODS.md, "Networks":
-    image 4096 -> 8192 -> 8192 -> bits, text d -> 8192 -> bits) and DCGMH's branches."""
+    image 4096 -> 8192 -> 8192 -> bits, text d -> 8192 -> bits; NRCH network.py:29-45, 56-72 with
+    NRCH.py:174-175) and DCGMH's branches (model/fusion.py:6-21)."""
     layers: list[nn.Module] = []
     dims = [in_dim, *hidden]
     for a, b in pairwise(dims):
@@ -29,13 +34,15 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, batch_norm: bool = 
 
 def hash_head(x: torch.Tensor) -> torch.Tensor:
     """``tanh`` then L2 normalisation per row (METHODS.md, NRCH/SCBCH "Networks": "output tanh
-    then L2-normalised"). Signs are unchanged, so the binary code is ``sign`` of either."""
+    then L2-normalised"; NRCH network.py:48-53, SCBCH network.py:62-69). Signs are unchanged, so
+    the binary code is ``sign`` of either."""
     return F.normalize(torch.tanh(x), dim=1)
 
 
 class HashEncoder(nn.Module):
     """The NRCH/SCBCH encoder: :func:`mlp` (ReLU between, PyTorch's default Linear init, as
-    published) followed by :func:`hash_head`."""
+    published: the ``weights_init`` call is commented out, NRCH network.py:46, SCBCH network.py:59)
+    followed by :func:`hash_head`."""
 
     def __init__(self, in_dim: int, hidden: Sequence[int], bits: int) -> None:
         super().__init__()

@@ -1,38 +1,43 @@
 """NRCH — Robust Contrastive Cross-modal Hashing with Noisy Labels (Wang et al., ACM MM 2024).
 
-Reads like the method section (METHODS.md, "NRCH" and "Shared by NRCH and SCBCH"):
+Reads like the method section (METHODS.md, "NRCH" and "Shared by NRCH and SCBCH").
+Official code: LonganWANG-cs/NRCH @ b190e97; ``file:line`` citations below refer to that commit.
 
 1. Networks: image MLP 4096 -> 8192 -> 8192 -> bits, text MLP d -> 8192 -> bits, ReLU between,
    output tanh then L2-normalised (:class:`~cmhash.methods.encoders.HashEncoder`); codes at test
-   time are sign(output). The hidden widths are the hyper-parameters ``image_hidden`` /
-   ``text_hidden`` so a small preset can narrow them.
+   time are sign(output) (network.py:29-80, NRCH.py:174-175; utils/tools.py:444). The hidden
+   widths are the hyper-parameters ``image_hidden`` / ``text_hidden`` so a small preset can
+   narrow them.
 2. Robust contrastive hashing (RCH) on a batch: ``T = (Y Y^T > 0)`` with zero diagonal,
    ``S = u v^T``, entries below (diagonal - margin) shifted down by ``shift``, diagonal clamped
    at >= 0, ``loss_r = -diag + tau * logsumexp((S_masked / tau) * (1 - T)) + margin`` per direction
    (:func:`~cmhash.methods.contrastive.rch_loss`); quantisation
    ``Q = mean((|u| - 1/sqrt(bits))^2) + same for v``; contrastive part
-   ``mean(lambda * loss_r + (1 - lambda) * Q)``.
+   ``mean(lambda * loss_r + (1 - lambda) * Q)`` (NRCH.py:75-111).
 3. Label regression: a classifier ``W`` (classes x bits, orthogonal init) scores
    ``u tanh(W)^T`` and is regressed by MSE on the labels mapped to +-1 with u, v detached, so
-   that term trains only ``W`` (:func:`classifier_loss`). Total = contrastive part + that MSE.
+   that term trains only ``W`` (:func:`classifier_loss`). Total = contrastive part + that MSE
+   (NRCH.py:176-180, 242-248).
 4. Dynamic Noise Separator (:meth:`NRCH.before_epoch`): over the whole training view, the
    per-sample loss ``l_i = max over positive labels of (y+- - u tanh(W)^T)^2 + (y+- - v tanh(W)^T)^2``,
    min-max normalised, a 2-component GMM (max_iter 10, tol 0.5, reg_covar 5e-4), ``w_i`` = the
    posterior of the lower-mean component; after warm-up only rows with ``w_i >= threshold``
-   are trained on.
+   are trained on (NRCH.py:124-167, 227-237).
 
 Published behaviour reproduced (hyper-parameter in brackets; defaults = the published code):
 
-* RMSprop lr 1e-5, weight decay 1e-5 over both encoders and ``W``; batch 128; 100 epochs;
-  lambda 0.6, margin 0.2, shift 1, tau 1, threshold 0.3.
+* RMSprop lr 1e-5, weight decay 1e-5 over both encoders and ``W`` (NRCH.py:48-49, 180-184);
+  batch 128 (NRCH.py:53); 100 epochs (:55); lambda 0.6 (:23), margin 0.2, shift 1, tau 1
+  (:72-74), threshold 0.3 (:65).
 * Warm-up [``warmup_epochs`` = 19]: the published code trains on every sample while
-  ``epoch + 1 < 20`` (0-based epochs 0..18) and applies the threshold from epoch 19 on.
+  ``epoch + 1 < 20`` (0-based epochs 0..18) and applies the threshold from epoch 19 on
+  (NRCH.py:158-161).
 * Candidate models [``eval_every`` = 20]: the published loop scores the model at the start of
-  epoch index ``e`` iff ``(e + 1) % 20 == 0`` (the models after 19, 39, 59, 79 and 99 epochs)
-  and never scores the model after the last epoch (``eval_offset = 1``,
+  epoch index ``e`` iff ``(e + 1) % 20 == 0`` (NRCH.py:205; the models after 19, 39, 59, 79 and 99 epochs)
+  and never scores the model after the last epoch (no evaluation after the loop, NRCH.py:196-258; ``eval_offset = 1``,
   ``paper_scores_final = False``); ``sound`` scores the same candidates plus the final model.
 * The separator is fitted every epoch, warm-up included, as published (the code fits the GMM
-  each epoch and then keeps everything during warm-up). During warm-up :meth:`before_epoch`
+  each epoch and then keeps everything during warm-up: NRCH.py:151-161, 227). During warm-up :meth:`before_epoch`
   therefore returns every row as kept together with ``clean_score = w``, so the AUC of the
   separator is logged from the first epoch; nothing is filtered.
 * In-batch filtering [``batching`` = ``in_batch``]: the published loop draws batches of 128 from
@@ -40,24 +45,25 @@ Published behaviour reproduced (hyper-parameter in brackets; defaults = the publ
   of steps per epoch does not shrink and a batch holds about ``128 * kept_fraction`` rows. The
   hook then returns the decision as 0/1 ``weights`` (the trainer passes them as
   ``Batch.weight``; :meth:`NRCH.loss` drops rows of weight 0; a batch with no kept row makes no
-  update, as published). The rejected rows are also returned as ``flagged`` so the trainer's
+  update, as published: NRCH.py:228-237). The rejected rows are also returned as ``flagged`` so the trainer's
   diagnostics score the kept set (``select/kept_fraction``, ``select/precision``,
   ``select/recall``) without restricting the batches. ``batching = subset`` instead returns
   ``kept`` so the trainer batches 128 kept rows at a time (fewer, fuller steps per epoch).
 * [``rch_tanh`` = True] The published loss applies ``tanh`` once more to the encoder outputs
-  (already tanh'd and L2-normalised) before ``S`` and ``Q``; the classifier and the separator
-  use the outputs as they are.
+  (already tanh'd and L2-normalised) before ``S`` and ``Q`` (NRCH.py:76-77); the classifier
+  and the separator use the outputs as they are (NRCH.py:244-245, 138-139).
 * [``rch_quirk`` = True] The published second (text-side) RCH term reuses the first term's
   row-masked matrix and row sums, so ``loss_r`` is twice the image-side term
-  (:func:`~cmhash.methods.contrastive.rch_loss`); ``False`` gives the symmetric loss.
-* The GMM of the published code is unseeded; here its ``random_state`` is derived from
+  (NRCH.py:107; :func:`~cmhash.methods.contrastive.rch_loss`); ``False`` gives the symmetric loss.
+* The GMM of the published code is unseeded (NRCH.py:151); here its ``random_state`` is derived from
   (``separator_seed``, epoch), where ``separator_seed`` is drawn once from the trainer-seeded
   torch generator at construction and kept in ``state_dict`` (resume and best-state reloads keep
   it), so a run is reproducible.
 
 Threshold schedule [``threshold_schedule``]: ``code`` (default, the published behaviour) uses
 ``threshold`` at every epoch after warm-up. ``paper`` uses the rising schedule the paper
-describes and the published code builds but never reads: the threshold at epoch ``e`` (after
+describes and the published code builds but never reads (built at NRCH.py:186-187; :227 passes
+the constant ``config["threshold_rate"]``): the threshold at epoch ``e`` (after
 warm-up) is ``np.linspace(0, threshold, num_gradual)[e]``, i.e. ``threshold * e /
 (num_gradual - 1)``, and ``threshold`` from epoch ``num_gradual - 1`` on (:func:`threshold_at`).
 
@@ -106,14 +112,15 @@ def classifier_scores(codes: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 
 def classifier_loss(u: torch.Tensor, v: torch.Tensor, labels: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     """``mean((y+- - u tanh(W)^T)^2 + (y+- - v tanh(W)^T)^2)`` over rows and classes, with ``u``
-    and ``v`` detached: this term trains only ``W`` (METHODS.md, NRCH "Classifier")."""
+    and ``v`` detached: this term trains only ``W`` (METHODS.md, NRCH "Classifier"; NRCH.py:243-248)."""
     y = signed_labels(labels)
     return ((y - classifier_scores(u.detach(), W)) ** 2 + (y - classifier_scores(v.detach(), W)) ** 2).mean()
 
 
 def per_sample_label_loss(u: torch.Tensor, v: torch.Tensor, labels: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     """The separator's per-sample loss ``max_c y_c * [(y+-_c - s^u_c)^2 + (y+-_c - s^v_c)^2]``: the
-    worst-fitted positive label of each row (0 for a row without positive label, as published)."""
+    worst-fitted positive label of each row (0 for a row without positive label, as published:
+    NRCH.py:137-142)."""
     y = signed_labels(labels)
     per_class = (y - classifier_scores(u, W)) ** 2 + (y - classifier_scores(v, W)) ** 2
     return (per_class * labels).max(dim=1).values
@@ -125,9 +132,9 @@ def nrch_objective(u: torch.Tensor, v: torch.Tensor, labels: torch.Tensor, W: to
     """The NRCH batch loss ``mean(lam * loss_r + (1 - lam) * Q) + classifier MSE`` and its parts.
 
     ``u``, ``v`` are the encoder outputs (tanh, L2-normalised). ``loss_tanh`` applies tanh again
-    before the RCH and quantisation terms, as the published loss does.
+    before the RCH and quantisation terms, as the published loss does (NRCH.py:76-77).
     """
-    cu, cv = (torch.tanh(u), torch.tanh(v)) if loss_tanh else (u, v)  # published quirk: tanh applied a second time
+    cu, cv = (torch.tanh(u), torch.tanh(v)) if loss_tanh else (u, v)  # published quirk: tanh applied a second time (NRCH.py:76-77)
     T = label_overlap(labels, labels, zero_diagonal=True)
     r = rch_loss(cu @ cv.T, T, margin, shift, tau, quirk=quirk)
     q = quantisation_loss(cu, cv)
@@ -155,7 +162,8 @@ class SeparatorFit:
 def fit_noise_separator(losses: np.ndarray, seed: int, max_iter: int = 10, tol: float = 0.5,
                         reg_covar: float = 5e-4) -> SeparatorFit:
     """Min-max normalise the per-sample losses (``(l - min + 1e-8) / (max - min + 1e-8)``, as
-    published), fit a 2-component GMM and return the posterior of the lower-mean component.
+    published: NRCH.py:149), fit a 2-component GMM and return the posterior of the lower-mean
+    component (NRCH.py:151-157).
 
     ``seed`` is the GMM's ``random_state`` (its k-means initialisation). If every loss is equal
     there is nothing to separate: every row gets probability 1.
@@ -169,7 +177,7 @@ def fit_noise_separator(losses: np.ndarray, seed: int, max_iter: int = 10, tol: 
         m = float(norm.mean())
         return SeparatorFit(np.ones_like(norm), norm, m, m, 0.0, 0.0, 1.0, True)
     gmm = GaussianMixture(n_components=2, max_iter=max_iter, tol=tol, reg_covar=reg_covar, random_state=seed)
-    with warnings.catch_warnings():  # 10 iterations at tol 0.5 are the published setting, not a failure
+    with warnings.catch_warnings():  # 10 iterations at tol 0.5 are the published setting (NRCH.py:151), not a failure
         warnings.simplefilter("ignore", ConvergenceWarning)
         gmm.fit(norm.reshape(-1, 1))
         posterior = gmm.predict_proba(norm.reshape(-1, 1))
@@ -186,7 +194,7 @@ def threshold_at(epoch: int, threshold: float, warmup_epochs: int, schedule: str
                  num_gradual: int = 100) -> float:
     """The clean-probability threshold at 0-based ``epoch`` (0 = keep everything).
 
-    Warm-up: 0 while ``epoch < warmup_epochs`` (published: ``epoch + 1 < 20``). ``code``: then
+    Warm-up: 0 while ``epoch < warmup_epochs`` (published: ``epoch + 1 < 20``, NRCH.py:158-161). ``code``: then
     ``threshold``. ``paper``: then ``np.linspace(0, threshold, num_gradual)[epoch]``, and
     ``threshold`` once ``epoch >= num_gradual - 1``.
     """
@@ -214,30 +222,30 @@ class NRCH(HashingMethod):
     defaults: ClassVar[dict[str, Any]] = {
         "epochs": 100,
         "batch_size": 128,
-        "eval_every": 20,  # published: candidates after 19, 39, 59, 79, 99 epochs, best i2t + t2i kept
+        "eval_every": 20,  # published: candidates after 19, 39, 59, 79, 99 epochs, best t2i + i2t (NRCH.py:205, 215)
         "selection": "best",
         "lr": 1e-5,  # RMSprop
-        "classifier_lr": None,  # not published: None = lr (published); a faster rate for W only
+        "classifier_lr": None,  # not published: None = lr (published, NRCH.py:180-183); a faster rate for W only
         "weight_decay": 1e-5,
         "lambda": 0.6,
         "margin": 0.2,
         "shift": 1.0,
         "tau": 1.0,
         "threshold": 0.3,  # GMM clean-probability threshold (xi)
-        "warmup_epochs": 19,  # every sample while epoch + 1 < 20
+        "warmup_epochs": 19,  # every sample while epoch + 1 < 20 (NRCH.py:158)
         "threshold_schedule": "code",  # code | paper (see module docstring)
         "num_gradual": 100,  # length of the rising schedule (paper schedule only)
         "separator": True,  # False: ablation, every sample every epoch
-        "batching": "in_batch",  # in_batch (published) | subset
-        "rch_quirk": True,  # second RCH term reuses the first's matrix (published)
-        "rch_tanh": True,  # tanh applied again inside the loss (published)
+        "batching": "in_batch",  # in_batch (published, NRCH.py:228-237) | subset
+        "rch_quirk": True,  # second RCH term reuses the first's matrix (published, NRCH.py:107)
+        "rch_tanh": True,  # tanh applied again inside the loss (published, NRCH.py:76-77)
         "gmm_max_iter": 10,
         "gmm_tol": 0.5,
         "gmm_reg_covar": 5e-4,
         "image_hidden": [8192, 8192],
         "text_hidden": [8192],
     }
-    # The published code uses the same settings on every dataset.
+    # The published code uses the same settings on every dataset (NRCH.py:46-74; only train_size varies, :34-41).
     per_dataset: ClassVar[dict[str, dict[str, Any]]] = {
         "mirflickr25k": {}, "nuswide21": {}, "mscoco": {}, "iaprtc12": {}}
 
@@ -259,7 +267,7 @@ class NRCH(HashingMethod):
                            unit=("threshold", "lambda"), positive=("tau",))
 
     def configure_optimizer(self) -> tuple[torch.optim.Optimizer, None]:
-        """RMSprop over every parameter at ``lr`` (published). ``classifier_lr`` (an extension,
+        """RMSprop over every parameter at ``lr`` (published: NRCH.py:48-49, 180-184). ``classifier_lr`` (an extension,
         off by default) gives the classifier ``W`` its own rate: RMSprop moves each entry by
         about ``lr`` per step, so at NRCH's rates ``W`` stays close to its initialisation and the
         separator's per-sample loss ranks rows almost at random (benchmarks/diag_nrch_separator.py)."""
@@ -278,7 +286,7 @@ class NRCH(HashingMethod):
         if batch.weight is not None:  # in-batch filtering: rows of weight 0 were rejected by the separator
             keep = batch.weight > 0
             if not bool(keep.all()):
-                if not bool(keep.any()):  # published: a batch without a kept row makes no update
+                if not bool(keep.any()):  # published: a batch without a kept row makes no update (NRCH.py:232)
                     return torch.zeros((), device=labels.device, requires_grad=True), {"rows": 0.0}
                 image, text, labels = image[keep], text[keep], labels[keep]
         codes = self.encode(image, text)

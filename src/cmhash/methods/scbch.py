@@ -1,68 +1,76 @@
 """SCBCH — Semantic-Consistent Bidirectional Contrastive Hashing for Noisy Multi-Label
 Cross-Modal Retrieval (Peng et al., arXiv 2511.07780).
 
-Reads like the method section (METHODS.md, "SCBCH" and "Shared by NRCH and SCBCH"):
+Reads like the method section (METHODS.md, "SCBCH" and "Shared by NRCH and SCBCH").
+Official code: Plke/SCBCH @ cfcc18c; ``file:line`` citations below refer to that commit.
 
 1. Networks as NRCH (:class:`~cmhash.methods.encoders.HashEncoder`: image MLP 4096 -> 8192 ->
    8192 -> bits, text MLP d -> 8192 -> bits, ReLU between, tanh then L2 normalisation; codes
    at test time are sign(output)), plus two classifiers ``W_u``, ``W_v`` (bits x classes,
-   orthogonal init) with ``p = sigmoid(code @ W)``. Hidden widths are the hyper-parameters
-   ``image_hidden`` / ``text_hidden`` so a small preset can narrow them.
+   orthogonal init) with ``p = sigmoid(code @ W)`` (network.py:33-107, train.py:236-250,
+   413-414). Hidden widths are the hyper-parameters ``image_hidden`` / ``text_hidden`` so a
+   small preset can narrow them.
 2. Cross-modal Semantic-Consistent Classification (CSCC, :func:`cscc_weights`), each epoch
    ``>= warmup_epochs`` over the whole training set: ``sim = (cos(U, U) + cos(V, V)) / 2`` with
    a zero diagonal, the ``k`` most similar rows, their similarities normalised to sum 1
    (``w / (sum w + 1e-8)``), the soft label ``p_i = sum_j w_ij y_j``, and the reliability
    weight ``weight_i = gamma + (1 - gamma) * cos(y_i, p_i)``. Computed ``cscc_block`` rows at a
-   time, so memory is ``block x N`` rather than ``N x N``.
+   time, so memory is ``block x N`` rather than ``N x N`` (published: train.py:183-226, run at
+   :401-402).
 3. Bidirectional Soft Contrastive Hashing (BSCH, :func:`bsch_loss`) on a batch: ``R`` =
    Jaccard similarity of the noisy labels (:func:`label_jaccard`), ``S = u v^T``, NRCH's
    margin/shift masking in each direction with the diagonal clamped at >= 0
    (:func:`~cmhash.methods.contrastive.masked_similarity`,
    :func:`~cmhash.methods.contrastive.clamp_diagonal`), then
    ``mean(tau exp(M_row / tau * (1 - R)) + tau exp(M_col / tau * (1 - R)))``
-   ``+ mean(pos * exp(shift - S)) - mean(diag S)`` with ``pos = (R - I) > 0``.
+   ``+ mean(pos * exp(shift - S)) - mean(diag S)`` with ``pos = (R - I) > 0`` (train.py:119-153).
 4. Quantisation ``mean|u - sign u| + mean|v - sign v|`` (:func:`sign_quantisation_loss`) and
    classification ``mean_i w_i (BCE_i(p_u) + BCE_i(p_v)) / 2`` against the noisy labels, BCE
    averaged over classes, ``w_i`` the CSCC weight after warm-up and 1 before
-   (:func:`weighted_classification_loss`).
+   (:func:`weighted_classification_loss`; train.py:155-175, 416-425).
 5. Total ``alpha * BSCH + beta * quantisation + 1.0 * classification``
-   (:func:`scbch_objective`).
+   (:func:`scbch_objective`; train.py:177-181, 260).
 
 Published behaviour reproduced (hyper-parameter in brackets; defaults = the published code):
 
-* Adam lr 1e-4, weight decay 1e-5 (the code keeps one Adam per modality; Adam is per-parameter,
-  so one Adam over both is the same update); batch 128; 50 epochs; warm-up 5; tau 1; gamma 0.5;
-  classification weight 1.0 [``lambda_class``]. (k, margin, shift) per dataset: NUS-WIDE
-  (20, 0.2, 1.0), MIRFlickr (20, 0.15, 0.8), MS-COCO (20, 0.3, 1.1), IAPR TC-12 (20, 0.3, 1.2);
-  the ``defaults`` hold the code's argument defaults (20, 0.2, 1.0) but every dataset takes
-  its published entry (an unlisted one borrows MIRFlickr's, logged by the registry).
-* [``alpha``, ``beta``] = 0.7 / 0.3 as the published README runs it; the code's argument
-  defaults are 0.3 / 0.7 (:data:`CODE_ARGUMENT_WEIGHTS`), selectable by overriding both.
+* Adam lr 1e-4, weight decay 1e-5 (train.py:70-77; the code keeps one Adam per modality,
+  :253-258; Adam is per-parameter, so one Adam over both is the same update); batch 128 (:81);
+  50 epochs (:83); warm-up 5 (:401, :416); tau 1 (:108); gamma 0.5 (:183); classification
+  weight 1.0 [``lambda_class``] (:107). (k, margin, shift) per dataset (train.py:501-531):
+  NUS-WIDE (20, 0.2, 1.0), MIRFlickr (20, 0.15, 0.8), MS-COCO (20, 0.3, 1.1), IAPR TC-12 (20,
+  0.3, 1.2); the ``defaults`` hold the code's argument defaults (20, 0.2, 1.0; train.py:36-38)
+  but every dataset takes its published entry (an unlisted one borrows MIRFlickr's, logged by
+  the registry).
+* [``alpha``, ``beta``] = 0.7 / 0.3 as the published README runs it (readme.md:31); the code's
+  argument defaults are 0.3 / 0.7 (train.py:39-40; :data:`CODE_ARGUMENT_WEIGHTS`), selectable by
+  overriding both.
 * [``eval_every`` = 1, ``selection`` = best]: the code evaluates before training each epoch
-  index 0..49 and keeps the best i2t + t2i; the model after the last epoch is never scored
-  (``paper_scores_final = False``; ``sound`` scores it too). Query-set selection under
-  ``paper``, validation under ``sound``, both done by the trainer.
-* [``bsch_start`` = ``code``]: the code applies the BSCH term from epoch 0 and the CSCC weights
-  from ``warmup_epochs`` on. ``paper`` follows the paper's description instead: classification
-  (with quantisation) alone during warm-up, then CSCC and BSCH together. The ``paper`` protocol
-  is meant to run with ``code`` (the published behaviour); the switch is a method option, not
-  tied to the protocol.
+  index 0..49 (train.py:302) and keeps the best t2i + i2t (:347); the model after the last epoch
+  is never scored (:436-438; ``paper_scores_final = False``; ``sound`` scores it too). Query-set
+  selection under ``paper``, validation under ``sound``, both done by the trainer.
+* [``bsch_start`` = ``code``]: the code applies the BSCH term from epoch 0 (train.py:177-181,
+  419-425) and the CSCC weights from ``warmup_epochs`` on (:401-402, :416-417). ``paper``
+  follows the paper's description instead: classification (with quantisation) alone during
+  warm-up, then CSCC and BSCH together. The ``paper`` protocol is meant to run with ``code``
+  (the published behaviour); the switch is a method option, not tied to the protocol.
 * [``cscc_similarity`` = ``within``]: the code averages the WITHIN-modality cosine matrices
-  although the paper speaks of cross-modal neighbours (a quirk); ``cross`` uses ``cos(U, V)``
-  (rows: images, columns: texts) with the same zero diagonal.
+  (train.py:209-215) although the paper speaks of cross-modal neighbours (a quirk); ``cross``
+  uses ``cos(U, V)`` (rows: images, columns: texts) with the same zero diagonal.
 * CSCC quirks kept: the diagonal is set to 0 rather than excluded, so a row whose other
   similarities are mostly negative can count itself among its ``k`` neighbours; neighbour
-  similarities may be negative and are normalised by their plain sum (+1e-8). A row without
-  any positive label gets cosine 0, i.e. weight ``gamma``.
-* The code computes CSCC with the networks in eval mode and leaves them there for the epoch;
-  these encoders have no dropout or batch norm, so the mode changes nothing.
+  similarities may be negative and are normalised by their plain sum (+1e-8) (train.py:210-218).
+  A row without any positive label gets cosine 0, i.e. weight ``gamma`` (:222-224).
+* The code computes CSCC with the networks in eval mode and leaves them there for the epoch
+  (train.py:190-191 run after the ``train()`` of :397-398, epochs >= 5); these encoders have
+  no dropout or batch norm, so the mode changes nothing.
 * The classifier logits are bounded (unit-norm code, orthonormal-init ``W``), so
-  ``binary_cross_entropy_with_logits`` equals the code's ``binary_cross_entropy(sigmoid(.))``.
+  ``binary_cross_entropy_with_logits`` equals the code's ``binary_cross_entropy(sigmoid(.))``
+  (train.py:162-163, 413-414).
 
 Per-epoch hook (:meth:`SCBCH.before_epoch`): during warm-up it returns None (nothing is
-computed, as published: every classification weight is 1 and no diagnostics are logged). From
-``warmup_epochs`` on it returns ``Selection(weights=w, clean_score=w, extra=...)``; the trainer
-passes ``w`` to the batches (``Batch.weight``) and scores it against the true corruption mask
+computed, as published: every classification weight is 1, train.py:401, 422-425, and no
+diagnostics are logged). From ``warmup_epochs`` on it returns
+``Selection(weights=w, clean_score=w, extra=...)``; the trainer passes ``w`` to the batches (``Batch.weight``) and scores it against the true corruption mask
 (``select/weight_clean``, ``select/weight_noisy``, ``select/auc``). ``extra`` logs the weights'
 mean / min / max and the mean cosine, under ``select/cscc_*``.
 
@@ -90,14 +98,15 @@ from cmhash.methods.registry import register
 __all__ = ["CODE_ARGUMENT_WEIGHTS", "SCBCH", "CSCCResult", "bsch_loss", "cscc_weights", "label_jaccard",
            "scbch_objective", "sign_quantisation_loss", "weighted_classification_loss"]
 
-#: The published code's argument defaults for (alpha, beta); its README runs 0.7 / 0.3.
+#: The published code's argument defaults for (alpha, beta) (train.py:39-40); its README runs 0.7 / 0.3 (readme.md:31).
 CODE_ARGUMENT_WEIGHTS: dict[str, float] = {"alpha": 0.3, "beta": 0.7}
 
 
 # -- BSCH ---------------------------------------------------------------------------------------
 def label_jaccard(labels_a: torch.Tensor, labels_b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Soft pairwise semantics ``R_ij = |y_i & y_j| / (|y_i| + |y_j| - |y_i & y_j| + eps)``
-    (METHODS.md, SCBCH "R = Jaccard(Y)"; eps 1e-8 as published, so two empty rows give 0)."""
+    (METHODS.md, SCBCH "R = Jaccard(Y)"; eps 1e-8 as published, train.py:119-126, so two empty
+    rows give 0)."""
     a, b = labels_a.float(), labels_b.float()
     inter = a @ b.T
     union = a.sum(dim=1, keepdim=True) + b.sum(dim=1, keepdim=True).T - inter
@@ -106,7 +115,7 @@ def label_jaccard(labels_a: torch.Tensor, labels_b: torch.Tensor, eps: float = 1
 
 def bsch_loss(u: torch.Tensor, v: torch.Tensor, R: torch.Tensor, margin: float, shift: float,
               tau: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """The BSCH contrastive loss of a batch (METHODS.md, SCBCH "BSCH contrastive").
+    """The BSCH contrastive loss of a batch (METHODS.md, SCBCH "BSCH contrastive"; train.py:128-153).
 
     ``S = u v^T``; ``M_row`` / ``M_col`` = ``S`` with the entries below the row's / column's
     diagonal minus ``margin`` shifted down by ``shift``, diagonal clamped at >= 0. Returns
@@ -129,7 +138,7 @@ def bsch_loss(u: torch.Tensor, v: torch.Tensor, R: torch.Tensor, margin: float, 
 
 
 def sign_quantisation_loss(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``mean|u - sign u| + mean|v - sign v|`` (METHODS.md, SCBCH "Quantisation")."""
+    """``mean|u - sign u| + mean|v - sign v|`` (METHODS.md, SCBCH "Quantisation"; train.py:155-158)."""
     return (u - u.sign()).abs().mean() + (v - v.sign()).abs().mean()
 
 
@@ -137,7 +146,8 @@ def weighted_classification_loss(logits_u: torch.Tensor, logits_v: torch.Tensor,
                                  weight: torch.Tensor | None = None) -> torch.Tensor:
     """``mean_i w_i (BCE_i(p_u) + BCE_i(p_v)) / 2`` with each BCE averaged over classes, against
     the noisy ``labels`` (METHODS.md, SCBCH "Classification"). ``weight`` None = all 1. As
-    published the weighted mean divides by the batch size, not by the sum of the weights."""
+    published the weighted mean divides by the batch size, not by the sum of the weights
+    (train.py:160-175)."""
     bce_u = F.binary_cross_entropy_with_logits(logits_u, labels, reduction="none").mean(dim=1)
     bce_v = F.binary_cross_entropy_with_logits(logits_v, labels, reduction="none").mean(dim=1)
     per_sample = (bce_u + bce_v) / 2.0
@@ -175,11 +185,12 @@ class CSCCResult:
 
 def cscc_weights(u: torch.Tensor, v: torch.Tensor, labels: torch.Tensor, k: int, gamma: float = 0.5,
                  similarity: str = "within", block: int = 2048) -> CSCCResult:
-    """Cross-modal Semantic-Consistent Classification weights (METHODS.md, SCBCH "CSCC weights").
+    """Cross-modal Semantic-Consistent Classification weights (METHODS.md, SCBCH "CSCC weights";
+    published ``select_clean_sample``, train.py:183-226).
 
-    ``similarity='within'`` (published): ``sim = (cos(U, U) + cos(V, V)) / 2``; ``'cross'``:
+    ``similarity='within'`` (published, train.py:209-215): ``sim = (cos(U, U) + cos(V, V)) / 2``; ``'cross'``:
     ``sim = cos(U, V)``; either with a zero diagonal. For each row, its ``k`` largest
-    similarities (the zeroed self-similarity is a candidate, as published), normalised to sum 1
+    similarities (the zeroed self-similarity is a candidate, as published: train.py:213, 217), normalised to sum 1
     (``/ (sum + 1e-8)``), give the soft label ``p_i = sum_j w_ij y_j`` and
     ``weight_i = gamma + (1 - gamma) * cos(y_i, p_i)`` (``F.cosine_similarity``, eps 1e-8).
 
@@ -200,12 +211,12 @@ def cscc_weights(u: torch.Tensor, v: torch.Tensor, labels: torch.Tensor, k: int,
     weights, cosines, soft_labels = [], [], []
     for start in range(0, n, block):
         stop = min(start + block, n)
-        if similarity == "within":  # published quirk: within-modality similarities averaged
+        if similarity == "within":  # published quirk: within-modality similarities averaged (train.py:215)
             sim = (un[start:stop] @ un.T + vn[start:stop] @ vn.T) / 2
         else:
             sim = un[start:stop] @ vn.T
         local = torch.arange(stop - start, device=sim.device)
-        sim[local, local + start] = 0.0  # published: the diagonal is zeroed, not excluded
+        sim[local, local + start] = 0.0  # published: the diagonal is zeroed, not excluded (train.py:210, 213)
         top, idx = torch.topk(sim, k=k, dim=1)
         w = top / (top.sum(dim=1, keepdim=True) + 1e-8)
         soft = torch.einsum("bk,bkc->bc", w, y[idx])
@@ -229,23 +240,23 @@ class SCBCH(HashingMethod):
     defaults: ClassVar[dict[str, Any]] = {
         "epochs": 50,
         "batch_size": 128,
-        "eval_every": 1,  # published: mAP before training every epoch, best i2t + t2i kept
+        "eval_every": 1,  # published: mAP before training every epoch, best t2i + i2t kept (train.py:302, 347)
         "selection": "best",
         "lr": 1e-4,  # Adam
         "weight_decay": 1e-5,
-        "warmup_epochs": 5,  # CSCC weights from epoch 5 (0-based) on
-        "k": 20,  # code argument defaults; every dataset takes its per_dataset entry
+        "warmup_epochs": 5,  # CSCC weights from epoch 5 (0-based) on (train.py:401, 416)
+        "k": 20,  # code argument defaults (train.py:36-38); every dataset takes its per_dataset entry (:501-531)
         "margin": 0.2,
         "shift": 1.0,
-        "alpha": 0.7,  # README; the code's argument default is 0.3 (CODE_ARGUMENT_WEIGHTS)
-        "beta": 0.3,  # README; the code's argument default is 0.7
+        "alpha": 0.7,  # README (readme.md:31); the code's argument default is 0.3 (train.py:39)
+        "beta": 0.3,  # README (readme.md:31); the code's argument default is 0.7 (train.py:40)
         "lambda_class": 1.0,
         "tau": 1.0,
         "gamma": 0.5,
         "cscc": True,  # False: ablation, all weights 1
         "bsch": True,  # False: ablation, no contrastive term
-        "bsch_start": "code",  # code: from epoch 0 (published code) | paper: with CSCC after warm-up
-        "cscc_similarity": "within",  # within (published code) | cross (cos(U, V), as the paper describes)
+        "bsch_start": "code",  # code: from epoch 0 (train.py:181) | paper: with CSCC after warm-up
+        "cscc_similarity": "within",  # within (train.py:215) | cross (cos(U, V), as the paper describes)
         "cscc_block": 2048,  # rows per CSCC block (memory block x N)
         "image_hidden": [8192, 8192],
         "text_hidden": [8192],
@@ -305,7 +316,7 @@ class SCBCH(HashingMethod):
 
     def before_epoch(self, view: TrainView, epoch: int) -> Selection | None:
         hp = self.hp
-        if not hp["cscc"] or epoch < int(hp["warmup_epochs"]):  # published: no weights during warm-up
+        if not hp["cscc"] or epoch < int(hp["warmup_epochs"]):  # published: no weights during warm-up (train.py:401, 422-425)
             return None
         result = self.cscc(view)
         w = result.weights
