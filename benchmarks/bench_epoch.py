@@ -75,11 +75,12 @@ def main() -> None:
     overrides = {}
     if args.hidden:  # the same depth as published, narrower
         overrides = {key: [args.hidden] * len(cls.defaults[key]) for key in ("image_hidden", "text_hidden")}
-    if "oracle_noise_rate" in cls.defaults:
-        overrides["oracle_noise_rate"] = 0.4  # DCGMH's paper protocol flags this fraction
     hp, _ = resolve_hparams(args.method, "mirflickr25k", overrides)
-    if cls.reads_clean_labels:  # the `paper` protocol's correction reads them (random data: clean = noisy)
+    needs = cls.needs("paper")
+    if needs.clean_labels:  # the `paper` protocol's correction reads them (random data: clean = noisy)
         view.clean_labels = view.labels.clone()
+    if needs.true_noise_rate:
+        view.true_noise_rate = 0.4  # DCGMH's paper protocol flags this fraction
     torch.manual_seed(args.seed)
     method = cls(args.image_dim, args.text_dim, args.classes, args.bits, hp, "paper").to(device)
     optimizer, _ = method.configure_optimizer()

@@ -8,7 +8,7 @@ import torch
 
 from cmhash import diagnostics as d
 from cmhash.errors import ConfigError
-from cmhash.methods import FUSED, Batch, TrainView, get_method, resolve_hparams
+from cmhash.methods import FUSED, Batch, CellNeeds, TrainView, get_method, resolve_hparams
 from cmhash.methods.dcgmh import (
     DCGMH,
     _StepAtEpochStart,
@@ -167,7 +167,9 @@ def test_augmentations_follow_the_published_recipe():
 # ----------------------------------------------------------------------------- configuration
 def test_registration_and_published_hyper_parameters():
     assert get_method("dcgmh") is DCGMH and DCGMH.task == FUSED
-    assert DCGMH.paper_denominator == "zero" and DCGMH.reads_clean_labels
+    assert DCGMH.paper_denominator == "zero"
+    assert DCGMH.needs("paper") == CellNeeds(clean_labels=True, true_noise_rate=True)
+    assert DCGMH.needs("sound") == CellNeeds()  # no oracle, no clean label
     hp, src = resolve_hparams("dcgmh", "nuswide21")
     assert (hp["warmup"], hp["lr"], hp["alpha"], hp["beta"], hp["gamma"], hp["eta"]) == (5, 0.001, 1, 0.05, 5, 1.5)
     assert src["eta"] == "published:nuswide21"
@@ -196,7 +198,7 @@ def test_network_shape_and_configuration_errors():
     out = m.encode(torch.randn(5, 20), torch.randn(5, 12))
     assert set(out) == {"fused"} and out["fused"].shape == (5, 8) and m.directions() == [("fused", "fused", "fused")]
     with pytest.raises(ConfigError, match="oracle_noise_rate"):
-        DCGMH(20, 12, 6, 8, {**TINY, "oracle_noise_rate": None}, "paper")
+        DCGMH(20, 12, 6, 8, {**TINY, "oracle_noise_rate": 1.5}, "paper")
     DCGMH(20, 12, 6, 8, {**TINY, "oracle_noise_rate": None}, "sound")  # no oracle needed
     DCGMH(20, 12, 6, 8, {**TINY, "oracle_noise_rate": None, "variant": "no_filtering"}, "paper")
     with pytest.raises(ConfigError, match="methods.dcgmh.variant"):

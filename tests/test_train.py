@@ -95,6 +95,26 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         trainer.run()
 
 
+class _Payload:
+    """Stands for whatever a crafted checkpoint would unpickle (its __reduce__ could run code)."""
+
+
+def test_checkpoint_holding_a_pickled_object_is_refused(tmp_path):
+    """Checkpoints load with weights_only: one holding any other object is refused naming the
+    file, and training starts afresh only once the user deletes it."""
+    path = tmp_path / "ckpt.pt"
+    torch.save({"fingerprint": "x", "complete": False, "payload": _Payload()}, path)
+    _, _, trainer = make(ckpt=path)
+    with pytest.raises(DataError, match=r"ckpt\.pt: refused, the checkpoint holds objects other than tensors"):
+        trainer.run()
+    assert path.is_file()  # never deleted or overwritten behind the user's back
+    path.unlink()
+    result = make(ckpt=path)[2].run()
+    assert result.resumed_from is None and path.is_file()
+    payload = torch.load(path, weights_only=True)  # what we write loads safely, RNG states and history included
+    assert payload["complete"] and isinstance(payload["numpy_rng"]["keys"], torch.Tensor)
+
+
 def test_selection_hook_drives_batches_and_diagnostics(monkeypatch):
     class KeepFirstHalf(DCMHBaseline):
         name = "keep_half_for_test"

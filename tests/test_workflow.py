@@ -157,3 +157,66 @@ def test_another_experiment_reruns_no_training_job(workflow_run):
     assert (work / "results/mlflow/experiments/another%20experiment%2Fname.json").is_file()
     proc = snakemake(work, "--dry-run")  # back to the first config: nothing to do
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+# -- issue 15: one owner of the layout, declared inputs, rerun params, tracebacks in logs ----------
+@pytest.mark.parametrize("config", ["config/test.yaml", "config/demo.yaml"])
+def test_the_cell_module_gives_the_paths_the_rules_produce(config, tmp_path):
+    """Every training job a dry run plans writes exactly where cmhash.cell says its cell lives."""
+    for item in ("Snakefile", "workflow", "config", "envs"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    proc = snakemake(tmp_path, "--dry-run", configfile=config)
+    planned = set()
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if line.strip().startswith("output:"):
+            planned |= {p.strip() for p in line.split(":", 1)[1].split(",") if p.strip().endswith("/train.json")}
+    cfg = yaml.safe_load((REPO / config).read_text())
+    assert planned == {f"{c.run_dir}/train.json" for c in cells(cfg)}
+
+
+def _changed(work: Path, **updates) -> str:
+    cfg = yaml.safe_load((work / "config/test.yaml").read_text())
+    for dotted, value in updates.items():
+        node, *path = dotted.split("__")
+        target = cfg[node]
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    (work / "config/changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return "config/changed.yaml"
+
+
+def test_result_settings_are_params_and_rerun_exactly_their_jobs(workflow_run):
+    """test.yaml's baseline keeps its best-scoring epoch, so the tie order moves its training;
+    a variant keeping its last epoch is trained here too and must not rerun for the ties."""
+    work, _ = workflow_run
+    cfg = yaml.safe_load((work / "config/test.yaml").read_text())
+    cfg["methods"]["baseline_last"] = {**cfg["methods"]["baseline"], "variant_of": "baseline", "selection": "last"}
+    cfg["grid"]["methods"] = ["baseline", "baseline_last"]
+    (work / "config/test.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snakemake(work)  # trains the variant's cells
+    n = len(cells(cfg))
+    jobs = _planned_jobs(snakemake(work, "--dry-run", configfile=_changed(work, evaluation__ties="expected")))
+    assert jobs.get("evaluate") == n and jobs.get("train") == n // 2, jobs  # the baseline's cells only
+    jobs = _planned_jobs(snakemake(work, "--dry-run", configfile=_changed(work, evaluation__precision_at=[1, 5])))
+    assert jobs.get("evaluate") == n and "train" not in jobs, jobs
+    proc = snakemake(work, "--dry-run", configfile=_changed(work, training__progress=True))  # changes no result
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_a_failing_job_has_its_traceback_in_its_log(workflow_run):
+    work, _ = workflow_run
+    cfg = yaml.safe_load((work / "config/test.yaml").read_text())
+    cell = cells(cfg)[0]
+    noisy = work / cell.noise_dir / "noisy_labels.npy"
+    kept = noisy.read_bytes()
+    noisy.write_bytes(b"not a npy file")  # a corrupt input: the training stage raises a DataError
+    try:
+        proc = snakemake(work, f"{cell.run_dir}/train.json", "--forcerun", "train", check=False)
+    finally:
+        noisy.write_bytes(kept)
+    assert proc.returncode != 0
+    log = (work / "results/logs/train" / cell.dataset / cell.method / f"{cell.noise_model}-{cell.rate_str}"
+           / f"bits{cell.bits}-seed{cell.seed}-{cell.protocol}.log").read_text()
+    assert "Traceback (most recent call last)" in log and "DataError" in log and "noisy_labels.npy" in log

@@ -67,14 +67,13 @@ def cmd_noise(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from cmhash.config import Cell
+    from cmhash.cell import Cell
     from cmhash.pipeline import stage_train
     from cmhash.tracking import tracking_uri
 
     cfg = _config(args)
-    cell = Cell(args.dataset, args.method, args.noise_model, args.rate, args.bits, args.seed, args.protocol)
-    noise = Path("results/noise") / args.dataset / f"{args.noise_model}-{cell.rate_str}" / f"seed{args.seed}"
-    record = stage_train(cfg, cell, Path("results/datasets") / args.dataset, noise, cell.run_dir,
+    cell = Cell.from_wildcards(vars(args))
+    record = stage_train(cfg, cell, cell.dataset_dir, cell.noise_dir, cell.run_dir,
                          tracking_uri=None if args.no_tracking else tracking_uri("results/mlflow.db"))
     print(json.dumps(record, indent=2))
 

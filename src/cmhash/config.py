@@ -8,45 +8,15 @@ datasets, sources and noise models. Every error names the offending key.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cmhash.cell import GRID_AXES, Cell
 from cmhash.errors import ConfigError
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One training job of the grid (DESIGN.md: output paths encode all of these)."""
-
-    dataset: str
-    method: str
-    noise_model: str
-    rate: float
-    bits: int
-    seed: int
-    protocol: str
-
-    @property
-    def rate_str(self) -> str:
-        return format_rate(self.rate)
-
-    @property
-    def run_dir(self) -> str:
-        return (f"results/runs/{self.dataset}/{self.method}/{self.noise_model}-{self.rate_str}/"
-                f"bits{self.bits}/seed{self.seed}/{self.protocol}")
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def format_rate(rate: float) -> str:
-    """The canonical spelling of a noise rate in paths (``0.5``, ``0.0``)."""
-    return repr(float(rate))
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -130,9 +100,6 @@ def load_and_check(path: str | Path) -> dict[str, Any]:
     return cfg
 
 
-GRID_AXES = ("datasets", "methods", "noise_models", "noise_rates", "bits", "seeds", "protocols")
-
-
 def grids(cfg: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The grid and each ``grid.also`` entry completed from it, as (config key, axes) pairs."""
     main = {axis: cfg["grid"][axis] for axis in GRID_AXES}
@@ -144,9 +111,8 @@ def cells(cfg: dict[str, Any]) -> list[Cell]:
     """Every cell of the grid and of its ``also`` grids, in a fixed order, each once."""
     seen: dict[Cell, None] = {}
     for _, g in grids(cfg):
-        for values in itertools.product(g["datasets"], g["methods"], g["noise_models"],
-                                         [float(r) for r in g["noise_rates"]], g["bits"], g["seeds"],
-                                         g["protocols"]):
+        axes = {**g, "noise_rates": [float(r) for r in g["noise_rates"]]}
+        for values in itertools.product(*(axes[axis] for axis in GRID_AXES)):
             seen.setdefault(Cell(*values), None)
     return list(seen)
 
@@ -167,3 +133,28 @@ def cell_settings(cfg: dict[str, Any], method: str, dataset: str) -> dict[str, A
     return {"methods": overrides, **({"variant_of": base} if base else {}),
             "standardize_features": bool(((cfg.get("datasets") or {}).get(dataset) or {}).get(
                 "standardize_features", False))}
+
+
+def train_params(cfg: dict[str, Any], method: str, dataset: str) -> dict[str, Any]:
+    """Every setting that changes a training cell's result, as the train rule's params (a change
+    reruns exactly the cells it concerns): :func:`cell_settings`, plus the evaluation's tie
+    order where the method keeps its best-scoring epoch (``selection: best``), since the ties
+    move the selection scores; a method that keeps its last epoch does not depend on them."""
+    from cmhash.data import source_family
+    from cmhash.methods import resolve_hparams
+
+    chosen = cell_settings(cfg, method, dataset)
+    hp, _ = resolve_hparams(chosen.get("variant_of", method), source_family(cfg["datasets"][dataset]["source"]),
+                            chosen["methods"])
+    if hp["selection"] == "best":
+        chosen["ties"] = evaluate_params(cfg)["ties"]
+    return chosen
+
+
+#: The evaluation settings and their defaults (config key ``evaluation``).
+EVALUATION_DEFAULTS: dict[str, Any] = {"ties": "stable", "precision_at": [1, 10, 50, 100, 500, 1000]}
+
+
+def evaluate_params(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation settings every evaluate job's result depends on (its rule's params)."""
+    return {**EVALUATION_DEFAULTS, **(cfg.get("evaluation") or {})}

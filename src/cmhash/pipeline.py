@@ -3,6 +3,7 @@ atomically. The Snakemake scripts and the ``cmhash`` command line are thin wrapp
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import os
 import socket
@@ -12,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from cmhash.config import Cell, cell_settings
+from cmhash.cell import Cell
+from cmhash.config import cell_settings, evaluate_params
 from cmhash.data.canonical import Dataset, read_dataset, read_prepared, write_dataset
 from cmhash.errors import ConfigError, DataError
 from cmhash.io import atomic_path, load_json, load_npy, save_json, save_npy
@@ -164,18 +166,14 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
     if borrowed:
         log.warning("%s on %s (benchmark family %s): hyper-parameters %s not published for it, borrowed from "
                     "MIRFlickr-25K", cell.method, cell.dataset, family or "none", borrowed)
-    if cell.protocol == "paper" and "oracle_noise_rate" in hp and hp["oracle_noise_rate"] is None:
-        # DCGMH's published protocol flags exactly the cell's TRUE noise rate (METHODS.md, DCGMH filtering)
-        hp["oracle_noise_rate"] = cell.rate
-        provenance["oracle_noise_rate"] = "cell noise rate (paper protocol oracle)"
     cls = get_method(method)
     denominator = cls.paper_denominator if cell.protocol == "paper" else "skip"
     training = cfg.get("training") or {}
-    settings = TrainSettings(method=method, hp=hp, bits=cell.bits, protocol=cell.protocol, seed=cell.seed,
+    settings = TrainSettings(method=method, hp=hp, noise_rate=cell.rate, bits=cell.bits, protocol=cell.protocol, seed=cell.seed,
                              device=cfg.get("device", "auto"), checkpoint_every=training.get("checkpoint_every", 5),
-                             ties=(cfg.get("evaluation") or {}).get("ties", "stable"), denominator=denominator,
+                             ties=evaluate_params(cfg)["ties"], denominator=denominator,
                              progress=training.get("progress", True), standardize=standardize)
-    resolved = {"cell": cell.as_dict(), "variant_of": chosen.get("variant_of"), "family": family, "hparams": hp, "hparam_source": provenance, "borrowed": borrowed,
+    resolved = {"cell": cell.as_dict(), "needs": dataclasses.asdict(cls.needs(cell.protocol)), "variant_of": chosen.get("variant_of"), "family": family, "hparams": hp, "hparam_source": provenance, "borrowed": borrowed,
                 "denominator": denominator, "dataset": {"dir": str(dataset_dir), **_dataset_summary(dataset)},
                 "noise": load_json(Path(noise_dir) / "noise.json"), "settings": {
                     "device": settings.device, "checkpoint_every": settings.checkpoint_every, "ties": settings.ties,
@@ -190,7 +188,7 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
     previous = load_json(run_file).get("run_id") if resuming and run_file.is_file() else None
     tracker = None
     if tracking_uri:
-        tracker = RunTracker(tracking_uri, cfg["experiment"], run_name=_run_name(cell), run_id=previous)
+        tracker = RunTracker(tracking_uri, cfg["experiment"], run_name=cell.name, run_id=previous)
         if tracker.run_id and previous is None:
             tracker.log_params({**{k: v for k, v in cell.as_dict().items()}, **{f"hp.{k}": v for k, v in hp.items()},
                                 "borrowed": ",".join(borrowed) or "none", "standardize_features": standardize,
@@ -221,10 +219,6 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
         tracker.log_metrics({"train/wall_seconds": result.wall_seconds, "train/selected_epoch": result.selected_epoch})
         tracker.log_artifact(out / "history.csv")
     return record
-
-
-def _run_name(cell: Cell) -> str:
-    return f"{cell.dataset}/{cell.method}/{cell.noise_model}-{cell.rate_str}/{cell.bits}b/s{cell.seed}/{cell.protocol}"
 
 
 def _checksum_summary(meta: dict[str, Any], noise: dict[str, Any]) -> str:
@@ -263,18 +257,18 @@ def stage_evaluate(cfg: dict[str, Any], dataset_dir: str | Path, run_dir: str | 
     labels = load_npy(Path(dataset_dir) / "labels.npy", ndim=2)
     splits = read_dataset_splits(dataset_dir)
     q_labels, db_labels = labels[splits.query], labels[splits.database]
-    ev = cfg.get("evaluation") or {}
+    ev = evaluate_params(cfg)
     metrics: dict[str, Any] = {"selected_epoch": train["selected_epoch"], "wall_seconds": train["wall_seconds"],
                                "device": train["device"], "denominator": train["denominator"], "directions": {}}
     curves: dict[str, np.ndarray] = {}
     start = time.perf_counter()
-    headline = [int(n) for n in ev.get("precision_at", [1, 10, 50, 100, 500, 1000])]
+    headline = [int(n) for n in ev["precision_at"]]
     for name, q_key, db_key in train["directions"]:
         q = load_npy(run / "codes" / f"query_{q_key}.npy", ndim=2)
         db = load_npy(run / "codes" / f"database_{db_key}.npy", ndim=2)
         n_db = db.shape[0]
         curve_ns = sorted({n for n in (*range(1, 11), *range(20, 101, 10), *range(200, 1001, 100)) if n <= n_db})
-        rep = retrieval_report(q, db, q_labels, db_labels, ties=ev.get("ties", "stable"),
+        rep = retrieval_report(q, db, q_labels, db_labels, ties=ev["ties"],
                                denominator=train["denominator"], ks=[k for k in (100, 500, 1000) if k <= n_db],
                                ns=sorted(set(curve_ns) | {n for n in headline if n <= n_db}))
         pn = rep.pop("precision_at_n")

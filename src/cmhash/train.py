@@ -17,6 +17,7 @@ import copy
 import hashlib
 import json
 import logging
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class TrainSettings:
     ties: str = "stable"
     denominator: str = "skip"
     progress: bool = True
+    noise_rate: float | None = None  # the cell's noise rate; reaches a method only if its needs() ask for it
     standardize: bool = False  # z-score features with the fitted rows' statistics (datasets.<name>.standardize_features)
 
     def __post_init__(self) -> None:
@@ -126,8 +128,11 @@ class Trainer:
             image=self._features(self.fit_rows, "image"), text=self._features(self.fit_rows, "text"),
             labels=torch.as_tensor(self.fit_noisy, dtype=torch.float32, device=dev))
         cls = get_method(settings.method)
-        if cls.reads_clean_labels and settings.protocol == "paper":
+        needs = cls.needs(settings.protocol)  # what the method declares it needs from the cell
+        if needs.clean_labels:
             self.view.clean_labels = torch.as_tensor(dataset.labels[self.fit_rows], dtype=torch.float32, device=dev)
+        if needs.true_noise_rate:
+            self.view.true_noise_rate = settings.noise_rate
 
         torch.manual_seed(settings.seed)
         np.random.seed(settings.seed % (2**32))
@@ -202,8 +207,12 @@ class Trainer:
         self._checkpoint_checked = True
         if self.checkpoint_path is None or not self.checkpoint_path.is_file():
             return None
-        try:
-            payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        try:  # tensors and plain types only: unpickling anything else could run code from a shared results/
+            payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise DataError(f"{self.checkpoint_path}: refused, the checkpoint holds objects other than tensors and plain "
+                            f"types ({str(exc).splitlines()[0]}); loading it could run code. Delete it to train from "
+                            "scratch") from exc
         except Exception as exc:  # a corrupt checkpoint must not be trusted
             raise DataError(f"{self.checkpoint_path}: unreadable checkpoint ({exc}); delete it to train from scratch") from exc
         if payload.get("complete") or payload.get("fingerprint") != self.fingerprint:
@@ -226,8 +235,8 @@ class Trainer:
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "numpy_rng": np.random.get_state(),
-            **state,
+            "numpy_rng": _numpy_rng_state(),
+            **_plain(state),
         }
         with atomic_path(self.checkpoint_path, suffix=".pt") as tmp:
             torch.save(payload, tmp)
@@ -244,7 +253,7 @@ class Trainer:
         torch.set_rng_state(payload["torch_rng"])
         if payload["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(payload["cuda_rng"])
-        np.random.set_state(payload["numpy_rng"])
+        _set_numpy_rng_state(payload["numpy_rng"])
         return payload
 
     # -- the loop -----------------------------------------------------------------------
@@ -343,6 +352,30 @@ class Trainer:
                            selection_score=float(state["best_score"]) if hp["selection"] == "best" else float("nan"),
                            wall_seconds=time.perf_counter() - start, device=str(self.device),
                            resumed_from=start_epoch if resumed is not None else None)
+
+
+def _numpy_rng_state() -> dict[str, Any]:
+    """numpy's global RNG state as a tensor and plain types (checkpoints load with weights_only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _set_numpy_rng_state(state: dict[str, Any]) -> None:
+    np.random.set_state((state["name"], state["keys"].cpu().numpy().astype(np.uint32), state["pos"],
+                         state["has_gauss"], state["cached_gaussian"]))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars turned into Python numbers, through dicts and lists (the
+    history and scores a checkpoint stores), so it loads with ``weights_only=True``."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _progress(iterable, enabled: bool, desc: str, initial: int, total: int):

@@ -17,9 +17,13 @@ def use_checkout_sources(src):
 
 use_checkout_sources(os.path.join(workflow.basedir, "src"))
 
-from cmhash.config import TRAINING_ONLY_DATASET_KEYS, cell_settings, cells, check_config, format_rate
+import cmhash.cell as layout
+from cmhash.cell import Cell
+from cmhash.config import TRAINING_ONLY_DATASET_KEYS, cells, check_config, evaluate_params
+from cmhash.config import train_params as cell_train_params
 from cmhash.data import SOURCES
 from cmhash.data.published import configured_noise_file
+from cmhash.tracking import tracking_uri as default_tracking_uri
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_config(config)
@@ -34,7 +38,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
     method=r"[A-Za-z0-9_\-]+",
     noise_model=r"[A-Za-z0-9_]+",
-    rate=r"[0-9]+\.[0-9]+",
+    rate=r"[0-9]+\.[0-9]+",  # cmhash.cell.format_rate
     bits=r"[0-9]+",
     seed=r"[0-9]+",
     protocol=r"paper|sound",
@@ -50,10 +54,10 @@ def data_cfg(wildcards):
     return {k: v for k, v in ds_cfg(wildcards).items() if k not in TRAINING_ONLY_DATASET_KEYS}
 
 
-def train_settings(wildcards):
-    """The train rule's params: the cell's settings as the training stage reads them
-    (cmhash.config.cell_settings); Snakemake's params trigger reruns a cell when they change."""
-    return cell_settings(config, wildcards.method, wildcards.dataset)
+def train_params(wildcards):
+    """The train rule's params: every setting that changes the cell's result
+    (cmhash.config.train_params); Snakemake reruns a cell when they change."""
+    return cell_train_params(config, wildcards.method, wildcards.dataset)
 
 
 def published_noise_input(wildcards):
@@ -98,11 +102,7 @@ def experiment_record(folder="results/mlflow/experiments", suffix=".json"):
 
 
 def tracking_uri():
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.abspath(MLFLOW_DB)}"
-
-
-def run_dir(c):
-    return c.run_dir
+    return default_tracking_uri(MLFLOW_DB)
 
 
 def metrics_files():

@@ -37,11 +37,11 @@ rule assemble_dataset:
     input:
         unpack(assemble_input),
     output:
-        image="results/datasets/{dataset}/image.npy",
-        text="results/datasets/{dataset}/text.npy",
-        labels="results/datasets/{dataset}/labels.npy",
-        splits="results/datasets/{dataset}/splits.json",
-        meta="results/datasets/{dataset}/meta.json",
+        image=f"{layout.DATASET}/image.npy",
+        text=f"{layout.DATASET}/text.npy",
+        labels=f"{layout.DATASET}/labels.npy",
+        splits=f"{layout.DATASET}/splits.json",
+        meta=f"{layout.DATASET}/meta.json",
     log:
         "results/logs/assemble/{dataset}.log",
     conda:

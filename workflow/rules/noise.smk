@@ -5,15 +5,15 @@
 
 rule noise:
     input:
-        labels="results/datasets/{dataset}/labels.npy",
-        splits="results/datasets/{dataset}/splits.json",
+        labels=rules.assemble_dataset.output.labels,
+        splits=rules.assemble_dataset.output.splits,
         published=published_noise_input,
     output:
-        noisy="results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/noisy_labels.npy",
-        corrupted="results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/corrupted.npy",
-        meta="results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/noise.json",
+        noisy=f"{layout.NOISE}/noisy_labels.npy",
+        corrupted=f"{layout.NOISE}/corrupted.npy",
+        meta=f"{layout.NOISE}/noise.json",
     log:
-        "results/logs/noise/{dataset}/{noise_model}-{rate}-seed{seed}.log",
+        layout.NOISE_LOG,
     conda:
         "../../envs/cmhash.yaml"
     script:

@@ -1,5 +1,7 @@
 # One training job per cell, then its evaluation. MLflow's experiment is created once,
-# before the parallel training jobs, so that none of them races to create it.
+# before the parallel training jobs, so that none of them races to create it. Every path comes
+# from cmhash.cell (the results layout's one owner); every file a job reads is an input, and
+# every setting that changes its result is a param (cmhash.config.train_params, evaluate_params).
 #
 # Resources: modest defaults that grow with each retry (`--retries N` reruns a failed job
 # with attempt = 2, 3, ...: twice, three times the memory and wall time), so a job killed
@@ -29,23 +31,21 @@ rule mlflow_experiment:
 
 rule train:
     input:
-        dataset="results/datasets/{dataset}/labels.npy",
-        noisy="results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/noisy_labels.npy",
+        dataset=rules.assemble_dataset.output,
+        noise=rules.noise.output,
         experiment=experiment_record(),
     output:
-        codes=directory(
-            "results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/codes"
-        ),
-        history="results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/history.csv",
-        record="results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/train.json",
-        config="results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/config.json",
+        codes=directory(f"{layout.RUN}/codes"),
+        history=f"{layout.RUN}/history.csv",
+        record=f"{layout.RUN}/train.json",
+        config=f"{layout.RUN}/config.json",
     log:
-        "results/logs/train/{dataset}/{method}/{noise_model}-{rate}/bits{bits}-seed{seed}-{protocol}.log",
+        layout.fill(layout.RUN_LOG, stage="train"),
     conda:
         "../../envs/cmhash.yaml"
     params:
         uri=tracking_uri(),
-        settings=train_settings,
+        settings=train_params,
     threads: config.get("threads", 1)
     resources:
         gpu=1,
@@ -57,16 +57,19 @@ rule train:
 
 rule evaluate:
     input:
-        record="results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/train.json",
-        codes="results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/codes",
-        labels="results/datasets/{dataset}/labels.npy",
+        record=rules.train.output.record,
+        codes=rules.train.output.codes,
+        labels=rules.assemble_dataset.output.labels,
+        splits=rules.assemble_dataset.output.splits,
     output:
-        metrics="results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/metrics.json",
-        curves="results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/curves.npz",
+        metrics=f"{layout.RUN}/metrics.json",
+        curves=f"{layout.RUN}/curves.npz",
     log:
-        "results/logs/evaluate/{dataset}/{method}/{noise_model}-{rate}/bits{bits}-seed{seed}-{protocol}.log",
+        layout.fill(layout.RUN_LOG, stage="evaluate"),
     conda:
         "../../envs/cmhash.yaml"
+    params:
+        settings=evaluate_params(config),
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,

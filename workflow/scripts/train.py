@@ -11,10 +11,8 @@ from cmhash.logs import setup_logging
 sm = snakemake  # noqa: F821
 setup_logging(sm.log[0])
 with GpuSlot() if sm.config.get("device", "auto") != "cpu" else nullcontext():
-    from cmhash.config import Cell
+    from cmhash.cell import Cell
     from cmhash.pipeline import stage_train
 
-    w = sm.wildcards
-    cell = Cell(w.dataset, w.method, w.noise_model, float(w.rate), int(w.bits), int(w.seed), w.protocol)
-    stage_train(dict(sm.config, threads=sm.threads), cell, Path(sm.input.dataset).parent,
-                Path(sm.input.noisy).parent, Path(sm.output.record).parent, tracking_uri=sm.params.uri)
+    stage_train(dict(sm.config, threads=sm.threads), Cell.from_wildcards(sm.wildcards), Path(sm.input.dataset[0]).parent,
+                Path(sm.input.noise[0]).parent, Path(sm.output.record).parent, tracking_uri=sm.params.uri)

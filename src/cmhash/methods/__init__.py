@@ -9,6 +9,7 @@ from cmhash.methods.base import (
            CROSSMODAL,
            FUSED,
            Batch,
+           CellNeeds,
            HashingMethod,
            Selection,
            TrainView,
@@ -16,6 +17,7 @@ from cmhash.methods.base import (
 from cmhash.methods.registry import METHODS, get_method, register, resolve_hparams
 
 __all__ = [
+    "CellNeeds",
            "CROSSMODAL",
            "FUSED",
            "METHODS",

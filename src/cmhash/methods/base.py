@@ -35,19 +35,37 @@ class Batch:
 class TrainView:
     """The whole training set on the training device, for per-epoch hooks.
 
-    ``clean_labels`` is set only when the method declares ``reads_clean_labels`` AND the
-    protocol is ``paper`` (DCGMH's published correction reads them, DCGMH engine.py:140-143 @
-    f208cdb: a leak the ``sound`` protocol removes); otherwise it is None and no clean training
-    label reaches the method.
+    ``clean_labels`` and ``true_noise_rate`` are set only when the method's :meth:`HashingMethod.needs`
+    asks for them under the cell's protocol (DCGMH's published correction reads clean labels,
+    DCGMH engine.py:140-143 @ f208cdb, and its filter the true rate, engine.py:127: leaks the
+    ``sound`` protocol removes); otherwise they are None and neither reaches the method.
     """
 
     image: torch.Tensor
     text: torch.Tensor
     labels: torch.Tensor
     clean_labels: torch.Tensor | None = None
+    true_noise_rate: float | None = None  # the cell's noise rate, as configured
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class CellNeeds:
+    """What a method needs from its cell beyond the features and the noisy training labels,
+    under one protocol (:meth:`HashingMethod.needs`). The trainer and the workflow read this,
+    never a method's name.
+
+    labels: reads training labels at all. False: a label-free method, trained once per
+        (dataset, bits, seed, protocol) whatever the noise.
+    clean_labels: the clean training labels (``TrainView.clean_labels``).
+    true_noise_rate: the cell's true noise rate (``TrainView.true_noise_rate``).
+    """
+
+    labels: bool = True
+    clean_labels: bool = False
+    true_noise_rate: bool = False
 
 
 @dataclass
@@ -91,7 +109,6 @@ class HashingMethod(nn.Module):
     task: ClassVar[str] = CROSSMODAL
     defaults: ClassVar[dict[str, Any]] = {}
     per_dataset: ClassVar[dict[str, dict[str, Any]]] = {}
-    reads_clean_labels: ClassVar[bool] = False
     #: mAP denominator under the `paper` protocol: "skip" queries without relevant items (NRCH,
     #: SCBCH: utils/tools.py:493-495, 505 / 559-561, 571) or count them as 0 ("zero", DCGMH:
     #: utils.py:110). The `sound` protocol always skips.
@@ -111,6 +128,12 @@ class HashingMethod(nn.Module):
         self.image_dim, self.text_dim, self.n_classes, self.bits = image_dim, text_dim, n_classes, bits
         self.hp = dict(hp)
         self.protocol = protocol
+
+    @classmethod
+    def needs(cls, protocol: str) -> CellNeeds:
+        """What this method needs from its cell under ``protocol`` (see :class:`CellNeeds`): the
+        one hook through which a method declares it. Default: the noisy labels only."""
+        return CellNeeds()
 
     # -- to implement -------------------------------------------------------------------
     def configure_optimizer(self) -> tuple[torch.optim.Optimizer, Any | None]:

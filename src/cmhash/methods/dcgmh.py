@@ -84,10 +84,11 @@ always computes it (``numel() > -1``, engine.py:221), with BatchNorm by then in 
 Protocols (METHODS.md, DCGMH "Flaws"):
 
 * ``paper``: the flagged fraction is the TRUE noise rate (engine.py:127, 196; main.py:21), read
-  from ``hp["oracle_noise_rate"]`` (the pipeline fills it from the cell under ``paper``; ConfigError when it is None), and the
-  correction decides "labels agree" on the neighbours' CLEAN label vectors (engine.py:140-143,
-  flags of the clean labels: data_loader.py:160-163, 184) (``TrainView.clean_labels``; the
-  trainer sets it because ``reads_clean_labels``), while the adopted label is the nearest
+  from ``TrainView.true_noise_rate`` (the cell's rate; ``hp["oracle_noise_rate"]`` overrides it),
+  and the correction decides "labels agree" on the neighbours' CLEAN label vectors
+  (engine.py:140-143, flags of the clean labels: data_loader.py:160-163, 184)
+  (``TrainView.clean_labels``); the trainer sets both because :meth:`DCGMH.needs` asks for them
+  under ``paper``, while the adopted label is the nearest
   neighbour's noisy one (engine.py:48, 139, 145). The mAP counts queries without a relevant item
   as 0 (utils.py:110; ``paper_denominator = "zero"``, applied by the pipeline/trainer).
 * ``sound``: no oracle, no clean label. At the start of every epoch after warm-up the
@@ -125,7 +126,14 @@ from sklearn.mixture import GaussianMixture
 from torch import nn
 
 from cmhash.errors import ConfigError
-from cmhash.methods.base import FUSED, Batch, HashingMethod, Selection, TrainView
+from cmhash.methods.base import (
+    FUSED,
+    Batch,
+    CellNeeds,
+    HashingMethod,
+    Selection,
+    TrainView,
+)
 from cmhash.methods.encoders import mlp
 from cmhash.methods.registry import register
 
@@ -319,7 +327,6 @@ class DCGMH(HashingMethod):
 
     name: ClassVar[str] = "dcgmh"
     task: ClassVar[str] = FUSED
-    reads_clean_labels: ClassVar[bool] = True  # published correction compares CLEAN labels (paper only; engine.py:140-143)
     paper_denominator: ClassVar[str] = "zero"  # published mAP counts queries with no relevant item as 0 (utils.py:110)
     defaults: ClassVar[dict[str, Any]] = {
         "epochs": 150,
@@ -337,7 +344,7 @@ class DCGMH(HashingMethod):
         "text_hidden": [4096],
         "fusion_per_bit": 128,  # branch output width = 128 * bits
         "variant": "full",
-        "oracle_noise_rate": None,  # `paper` only: the cell's true noise rate (set by the pipeline)
+        "oracle_noise_rate": None,  # `paper` only: the flagged fraction; None = the cell's true noise rate
         "gmm_seed": 0,  # `sound` only: random_state of the noise-rate mixture
         "frozen_batchnorm": True,  # `paper` only: eval mode after the first official evaluation (quirk)
         # per-dataset values (MIRFlickr's, overridden below)
@@ -354,13 +361,9 @@ class DCGMH(HashingMethod):
         super().__init__(image_dim, text_dim, n_classes, bits, hp, protocol)
         self.check_hparams(choices={"variant": VARIANTS}, at_least_one=("neighbours",))
         self.variant: str = self.hp["variant"]
-        if protocol == "paper" and self.variant != "no_filtering":
-            rate = self.hp["oracle_noise_rate"]
-            if rate is None:
-                raise ConfigError("methods.dcgmh.oracle_noise_rate: the `paper` protocol flags the TRUE noise "
-                                  "rate of the cell; set it to the cell's rate (the pipeline does), or use `sound`")
-            if not 0.0 <= float(rate) < 1.0:
-                raise ConfigError(f"methods.dcgmh.oracle_noise_rate: {rate} is not a rate in [0, 1)")
+        rate = self.hp["oracle_noise_rate"]
+        if rate is not None and not 0.0 <= float(rate) < 1.0:
+            raise ConfigError(f"methods.dcgmh.oracle_noise_rate: {rate} is not a rate in [0, 1)")
         self.net = FusionHashNet(image_dim, text_dim, bits, self.hp["image_hidden"], self.hp["text_hidden"],
                                  int(self.hp["fusion_per_bit"]) * bits)
         self.centres = nn.Parameter(torch.randn(n_classes, bits))
@@ -378,6 +381,13 @@ class DCGMH(HashingMethod):
         # published quirk: train() once (engine.py:160); evaluate() at (epoch+1) % 5 == 0 (:249) sets eval() for good (:256)
         frozen = self.protocol == "paper" and bool(self.hp["frozen_batchnorm"]) and epoch >= int(self.hp["eval_every"])
         return not frozen
+
+    @classmethod
+    def needs(cls, protocol: str) -> CellNeeds:
+        """Under ``paper``, the published oracle (the cell's TRUE noise rate, engine.py:127) and
+        the published leak (CLEAN labels in the correction, engine.py:140-143); neither under ``sound``."""
+        paper = protocol == "paper"
+        return CellNeeds(clean_labels=paper, true_noise_rate=paper)
 
     # -- optimiser -----------------------------------------------------------------------
     def configure_optimizer(self):
@@ -419,7 +429,7 @@ class DCGMH(HashingMethod):
         if self.protocol == "paper" and self.variant == "full":
             if view.clean_labels is None:
                 raise ConfigError("dcgmh under `paper`: the training view carries no clean labels (the published "
-                                  "correction compares them); the trainer sets them when reads_clean_labels is True")
+                                  "correction compares them); the trainer sets them as DCGMH.needs asks")
             self._agree = view.clean_labels  # published leak: "labels agree" is decided on CLEAN labels (engine.py:140-143)
         if epoch < int(self.hp["warmup"]) and self.variant != "no_filtering":
             return None
@@ -429,7 +439,11 @@ class DCGMH(HashingMethod):
         if self.variant == "no_filtering":
             return Selection(clean_score=consistency, extra=extra)
         if self.protocol == "paper":
-            self._rate = float(self.hp["oracle_noise_rate"])  # published oracle: the TRUE noise rate (engine.py:127)
+            rate = self.hp["oracle_noise_rate"] if self.hp["oracle_noise_rate"] is not None else view.true_noise_rate
+            if rate is None:
+                raise ConfigError("dcgmh under `paper`: the published filter flags the cell's TRUE noise rate, and "
+                                  "the training view carries none (set methods.dcgmh.oracle_noise_rate, or use `sound`)")
+            self._rate = float(rate)  # published oracle: the TRUE noise rate (engine.py:127)
         else:
             self._rate, params = estimate_noise_rate(consistency.cpu().numpy(), int(self.hp["gmm_seed"]))
             extra.update({"noise_rate_estimate": self._rate, **params})

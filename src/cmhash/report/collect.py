@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from cmhash import diagnostics
+from cmhash.cell import COLUMNS
 from cmhash.errors import DataError
 from cmhash.io import load_json
 
 #: The columns naming a cell (``config.json``'s ``cell``), first in every frame.
-CELL_COLUMNS = ["dataset", "method", "noise_model", "rate", "bits", "seed", "protocol"]
+CELL_COLUMNS = list(COLUMNS)
 
 
 def _cells(metric_files: Iterable[str | Path]) -> Iterable[tuple[dict[str, Any], Path]]:

@@ -19,6 +19,7 @@ import pandas as pd
 import seaborn as sns
 
 from cmhash import diagnostics
+from cmhash.cell import SUMMARY_KEYS
 from cmhash.io import atomic_path
 
 #: The hue of every figure: one colour per method and protocol.
@@ -121,7 +122,7 @@ def pr_curves(curves: pd.DataFrame, pdf: str | Path, png: str | Path, bits: int 
     ``bits``. Seeds are averaged radius by radius (precision and recall alike), so each line
     runs outwards from the smallest radius at which a query retrieves a relevant item."""
     bits = pick_bits(curves["bits"], bits)
-    keys = ["dataset", "direction", "method", "protocol", "noise_model", "rate", "bits", "radius"]
+    keys = [*SUMMARY_KEYS, "radius"]
     mean = curves[curves["bits"] == bits].groupby(keys, as_index=False)[["precision", "recall"]].mean()
     data = _curve_panels(mean).sort_values(["panel", "method", "protocol", "radius"], kind="stable")
     _theme()

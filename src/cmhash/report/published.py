@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cmhash.cell import SUMMARY_KEYS
 from cmhash.data import SOURCES
 
 #: Our method names -> the names in the published tables (baseline: our DCMH-style baseline,
@@ -30,7 +31,7 @@ def load_published(path: str | Path) -> pd.DataFrame:
 
 def delta_table(results: pd.DataFrame, published: pd.DataFrame, dataset_sources: dict[str, str]) -> pd.DataFrame:
     """Ours (mean mAP over seeds) minus published, one row per our cell and direction."""
-    keys = ["dataset", "method", "protocol", "noise_model", "rate", "bits", "direction"]
+    keys = [k for k in SUMMARY_KEYS if k != "direction"] + ["direction"]  # the delta table's column order
     ours = results.groupby(keys, dropna=False)["map"].agg(ours="mean", seeds="count").reset_index()
     pub = published.assign(noise=published["noise"].astype(float), bits=published["bits"].astype(int))
     index = {(r.dataset, r.method, r.direction, round(r.noise, 6), r.bits): (r.map, r.source) for r in pub.itertuples()}

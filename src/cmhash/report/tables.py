@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cmhash.cell import SUMMARY_KEYS
+
 DIRECTION_NAMES = {"i2t": r"Image $\rightarrow$ Text", "t2i": r"Text $\rightarrow$ Image", "fused": "Fused"}
 
 
@@ -17,8 +19,7 @@ def _escape(text: str) -> str:
 
 def summarise(results: pd.DataFrame, value: str = "map") -> pd.DataFrame:
     """Mean and standard deviation over seeds of ``value`` per cell without its seed."""
-    keys = ["dataset", "direction", "method", "protocol", "noise_model", "rate", "bits"]
-    grouped = results.groupby(keys, dropna=False)[value]
+    grouped = results.groupby(list(SUMMARY_KEYS), dropna=False)[value]
     return grouped.agg(mean="mean", std="std", n="count").reset_index()
 
 

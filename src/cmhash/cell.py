@@ -1,0 +1,123 @@
+"""The cell: one training job of the grid, its axes, and where its files live.
+
+This module is the one owner of the results layout. The workflow's rules, the command line,
+the pipeline and the report build every path from the templates below, written with the
+wildcard names Snakemake fills (``{dataset}``, ``{method}``, ...), so an axis or a path changes
+here and nowhere else.
+
+Layout (DESIGN.md, "Files between rules"):
+
+* ``results/datasets/{dataset}/`` — the canonical dataset (:data:`DATASET_FILES`);
+* ``results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/`` — noisy training labels
+  (:data:`NOISE_FILES`);
+* ``results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/`` —
+  one trained cell (:data:`RUN_FILES`), or, for a method that reads no label,
+  ``results/runs/{dataset}/{method}/label-free/bits{bits}/seed{seed}/{protocol}/``
+  (:data:`LABEL_FREE_RUN`): trained once, whatever the noise.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+RESULTS = "results"
+
+#: The cell's axes, in order: the Cell's fields, the wildcard names, the report's columns.
+COLUMNS: tuple[str, ...] = ("dataset", "method", "noise_model", "rate", "bits", "seed", "protocol")
+#: The config's grid key of each axis (``grid.<key>``), in the same order.
+GRID_AXES: tuple[str, ...] = ("datasets", "methods", "noise_models", "noise_rates", "bits", "seeds", "protocols")
+
+DATASET = f"{RESULTS}/datasets/{{dataset}}"
+#: The files of a dataset folder every later stage may read (cmhash.data.canonical).
+DATASET_FILES: tuple[str, ...] = ("image.npy", "text.npy", "labels.npy", "splits.json", "meta.json")
+NOISE = f"{RESULTS}/noise/{{dataset}}/{{noise_model}}-{{rate}}/seed{{seed}}"
+NOISE_FILES: tuple[str, ...] = ("noisy_labels.npy", "corrupted.npy", "noise.json")
+NOISE_LOG = f"{RESULTS}/logs/noise/{{dataset}}/{{noise_model}}-{{rate}}-seed{{seed}}.log"
+RUN = f"{RESULTS}/runs/{{dataset}}/{{method}}/{{noise_model}}-{{rate}}/bits{{bits}}/seed{{seed}}/{{protocol}}"
+LABEL_FREE_RUN = f"{RESULTS}/runs/{{dataset}}/{{method}}/label-free/bits{{bits}}/seed{{seed}}/{{protocol}}"
+#: What the train rule writes into a run folder, then what the evaluate rule adds.
+TRAIN_FILES: tuple[str, ...] = ("codes", "history.csv", "train.json", "config.json")
+EVALUATE_FILES: tuple[str, ...] = ("metrics.json", "curves.npz")
+RUN_LOG = f"{RESULTS}/logs/{{stage}}/{{dataset}}/{{method}}/{{noise_model}}-{{rate}}/bits{{bits}}-seed{{seed}}-{{protocol}}.log"
+
+
+def format_rate(rate: float) -> str:
+    """The canonical spelling of a noise rate in paths (``0.5``, ``0.0``)."""
+    return repr(float(rate))
+
+
+def fill(template: str, **values: Any) -> str:
+    """``template`` with the given wildcards filled in (the others left as wildcards), so a rule
+    can fix some axes (``fill(RUN, stage="train")``) and Snakemake fills the rest."""
+    class _Keep(dict):
+        def __missing__(self, key: str) -> str:
+            return "{" + key + "}"
+
+    return template.format_map(_Keep(values))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training job of the grid (DESIGN.md: output paths encode all of these)."""
+
+    dataset: str
+    method: str
+    noise_model: str
+    rate: float
+    bits: int
+    seed: int
+    protocol: str
+
+    @classmethod
+    def from_wildcards(cls, wildcards: Mapping[str, Any] | Any) -> Cell:
+        """The cell of a Snakemake job (its wildcards, by name) or of any mapping/namespace of
+        the axis names, with each value converted to its axis type."""
+        get = wildcards.get if isinstance(wildcards, Mapping) else lambda k: getattr(wildcards, k)
+        values = {f.name: get(f.name) for f in fields(cls)}
+        return cls(dataset=str(values["dataset"]), method=str(values["method"]),
+                   noise_model=str(values["noise_model"]), rate=float(values["rate"]), bits=int(values["bits"]),
+                   seed=int(values["seed"]), protocol=str(values["protocol"]))
+
+    @property
+    def rate_str(self) -> str:
+        return format_rate(self.rate)
+
+    @property
+    def wildcards(self) -> dict[str, str]:
+        """The axis values as the path templates spell them."""
+        return {**{k: str(v) for k, v in asdict(self).items()}, "rate": self.rate_str}
+
+    @property
+    def run_dir(self) -> str:
+        return RUN.format(**self.wildcards)
+
+    @property
+    def noise_dir(self) -> str:
+        return NOISE.format(**self.wildcards)
+
+    @property
+    def dataset_dir(self) -> str:
+        return DATASET.format(**self.wildcards)
+
+    @property
+    def name(self) -> str:
+        """A short, readable name of the cell (MLflow run names, progress lines)."""
+        w = self.wildcards
+        return f"{w['dataset']}/{w['method']}/{w['noise_model']}-{w['rate']}/{w['bits']}b/s{w['seed']}/{w['protocol']}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: What the report averages seeds over: a cell's columns but its seed, and the retrieval
+#: direction, in the report's sort order (tables and figures list rows in this order).
+SUMMARY_KEYS: tuple[str, ...] = ("dataset", "direction", "method", "protocol", "noise_model", "rate", "bits")
+
+assert tuple(f.name for f in fields(Cell)) == COLUMNS  # one order for fields, wildcards and columns
+assert set(SUMMARY_KEYS) == (set(COLUMNS) - {"seed"}) | {"direction"}
+
+__all__ = [
+    "COLUMNS", "DATASET", "DATASET_FILES", "EVALUATE_FILES", "GRID_AXES", "LABEL_FREE_RUN", "NOISE", "NOISE_FILES",
+    "NOISE_LOG", "RESULTS", "RUN", "RUN_LOG", "SUMMARY_KEYS", "TRAIN_FILES", "Cell", "fill", "format_rate",
+]
