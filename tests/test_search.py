@@ -16,7 +16,7 @@ import pytest
 from cmhash import search as search_mod
 from cmhash.cli import main
 from cmhash.errors import ConfigError, DataError
-from cmhash.evaluate import numba_available
+from cmhash.hamming import numba_available
 from cmhash.search import faiss_available, search, search_chunks, write_search_csv
 from tests.helpers import REPO
 
@@ -165,13 +165,28 @@ def test_real_faiss_agrees_with_ours_at_scale():
         np.testing.assert_array_equal(got.distances, want.distances)
 
 
+def _fresh_python(code: str) -> list[str]:
+    """What ``code`` prints, run in a fresh interpreter (nothing imported yet), word by word."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          check=True).stdout.split()
+
+
 def test_faiss_is_imported_only_when_asked():
-    code = ("import sys, numpy as np; from cmhash.search import search; "
-            "search(np.ones((2, 8)), np.ones((5, 8)), 2); "
-            "from cmhash.evaluate import map_at_k; map_at_k(np.ones((2, 8)), np.ones((5, 8)), np.ones((2, 1)), "
-            "np.ones((5, 1)), 2); print('faiss' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
-    assert out.stdout.strip() == "False"
+    assert _fresh_python(
+        "import sys, numpy as np; from cmhash.search import search; "
+        "search(np.ones((2, 8)), np.ones((5, 8)), 2); "
+        "from cmhash.evaluate import map_at_k; map_at_k(np.ones((2, 8)), np.ones((5, 8)), np.ones((2, 1)), "
+        "np.ones((5, 1)), 2); print('faiss' in sys.modules)") == ["False"]
+
+
+def test_search_does_not_import_the_metrics():
+    """search and the metrics share cmhash.hamming; search never imports cmhash.evaluate (no
+    import circle), while cmhash.evaluate still re-exports hamming's public names."""
+    assert _fresh_python(
+        "import sys; import cmhash.search; print('cmhash.evaluate' in sys.modules); "
+        "import cmhash.evaluate as ev, cmhash.hamming as h; "
+        "print(ev.hamming_distances is h.hamming_distances and ev.numba_available is h.numba_available "
+        "and cmhash.search.codes_as_bits is h.codes_as_bits)") == ["False", "True"]
 
 
 def test_missing_faiss_is_a_config_error(monkeypatch):

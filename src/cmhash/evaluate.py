@@ -5,7 +5,9 @@ utils/tools.py:465-506, and of Plke/SCBCH @ cfcc18c, utils/tools.py:524-572; ``c
 of LiuJinyu1229/DCGMH @ f208cdb, utils.py:59-112):
 
 * Codes are ±1 (or real-valued, binarised by sign with ``x >= 0 -> +1``; bool or unsigned
-  {0, 1} arrays are read as bits, 0 -> -1). Hamming distance d = (bits - q.x) / 2.
+  {0, 1} arrays are read as bits, 0 -> -1). Hamming distance d = (bits - q.x) / 2. Reading,
+  checking and packing codes, popcount and :func:`hamming_distances` live in
+  :mod:`cmhash.hamming` (shared with :mod:`cmhash.search`); this module holds the metrics.
 * An item is relevant to a query when they share at least one label.
 * Items are ranked by Hamming distance. ``ties="stable"``: equal distances are ordered by
   database index, ascending (deterministic; the published code uses an unstable sort: NRCH
@@ -62,6 +64,22 @@ from scipy.special import digamma
 
 from cmhash.errors import ConfigError, DataError
 
+# one reading of codes and one packed-word layout for metrics and ranking alike (re-exported:
+# hamming_distances and numba_available are part of this module's API)
+from cmhash.hamming import (
+    check_2d,
+    hamming_distances,
+    is_tensor,
+    numba,
+    numba_available,
+    pack_bits,
+    packed_distances,
+    popcount64,
+    to_bits,
+    to_pm1,
+)
+from cmhash.search import search_chunks
+
 __all__ = [
     "PRCurve",
     "average_precision",
@@ -102,60 +120,10 @@ class _Inputs:
     ranker: str | None = None  # a cmhash.search backend: the top-k path (qc, dc: code arrays; ql, dl: packed rows)
 
 
-def _is_tensor(x: Any) -> bool:
-    return isinstance(x, torch.Tensor)
-
-
-def _check_2d(x: Any, name: str) -> Any:
-    if not _is_tensor(x):
-        x = np.asarray(x)
-        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise DataError(f"{name}: expected a numeric array, found dtype {x.dtype}")
-    else:
-        x = x.detach()
-    if x.ndim != 2:
-        raise DataError(f"{name}: expected a 2-d rows x columns array, found shape {tuple(x.shape)}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise DataError(f"{name}: empty array of shape {tuple(x.shape)}")
-    floating = x.is_floating_point() if _is_tensor(x) else np.issubdtype(x.dtype, np.floating)
-    if floating:
-        finite = bool(torch.isfinite(x).all()) if _is_tensor(x) else bool(np.isfinite(x).all())
-        if not finite:
-            bad = (~torch.isfinite(x)).any(1).sum().item() if _is_tensor(x) else int((~np.isfinite(x)).any(1).sum())
-            raise DataError(f"{name}: {bad} rows hold NaN or infinite values; check the model outputs / labels")
-    return x
-
-
-def _to_pm1(x: Any, name: str) -> Any:
-    """±1 float32 codes: bool / unsigned {0,1} read as bits; signed or float binarised by sign."""
-    if _is_tensor(x):
-        if x.dtype == torch.bool or x.dtype == torch.uint8:
-            if x.dtype == torch.uint8 and bool((x > 1).any()):
-                raise DataError(f"{name}: unsigned codes must be bits 0/1")
-            return x.to(torch.float32) * 2 - 1
-        return torch.where(x >= 0, 1.0, -1.0).to(torch.float32)
-    if x.dtype == np.bool_ or np.issubdtype(x.dtype, np.unsignedinteger):
-        if (x > 1).any():
-            raise DataError(f"{name}: unsigned codes must be bits 0/1")
-        return x.astype(np.float32) * 2 - 1
-    return np.where(x >= 0, 1.0, -1.0).astype(np.float32)
-
-
-def _to_bits(x: np.ndarray, name: str) -> np.ndarray:
-    """Code bits as bool (True = +1) without a float copy: the packed backends' form of _to_pm1."""
-    if x.dtype == np.bool_:
-        return x
-    if np.issubdtype(x.dtype, np.unsignedinteger):
-        if (x > 1).any():
-            raise DataError(f"{name}: unsigned codes must be bits 0/1")
-        return x > 0
-    return x >= 0
-
-
 def _to_labels(x: Any, name: str) -> Any:
     if bool((x < 0).any()):
         raise DataError(f"{name}: labels must be non-negative (0/1 per class)")
-    if _is_tensor(x):
+    if is_tensor(x):
         return (x > 0).to(torch.float32)
     return (x > 0).astype(np.float32)
 
@@ -165,7 +133,7 @@ def _prepare(query_codes: ArrayLike, db_codes: ArrayLike, query_labels: ArrayLik
     """Validated inputs. ``ranking``: the caller needs only the top ranks (mAP@k, stable P@N),
     so CPU backends go through cmhash.search's top-k search ('faiss' allowed)."""
     names = ("query_codes", "db_codes", "query_labels", "db_labels")
-    arrays = [_check_2d(a, n) for a, n in zip((query_codes, db_codes, query_labels, db_labels), names)]
+    arrays = [check_2d(a, n) for a, n in zip((query_codes, db_codes, query_labels, db_labels), names)]
     qc, dc, ql, dl = arrays
     if qc.shape[1] != dc.shape[1]:
         raise DataError(f"query_codes has {qc.shape[1]} bits but db_codes has {dc.shape[1]}")
@@ -178,23 +146,23 @@ def _prepare(query_codes: ArrayLike, db_codes: ArrayLike, query_labels: ArrayLik
     bits = int(qc.shape[1])
     if bits > (1 << 24):
         raise DataError(f"query_codes: {bits} bits exceed 2**24, beyond exact float32 distances")
-    device = next((a.device for a in arrays if _is_tensor(a) and a.device.type != "cpu"), torch.device("cpu"))
+    device = next((a.device for a in arrays if is_tensor(a) and a.device.type != "cpu"), torch.device("cpu"))
     if backend == "auto":
         backend = "torch" if device.type != "cpu" else ("numba" if numba_available() else "numpy")
     if backend == "numba" and not numba_available():
         raise ConfigError("backend: 'numba' requested but numba is not installed; use 'auto', 'numpy' or 'torch'")
     if backend in ("numba", "numpy", "faiss"):
-        qc, dc, ql, dl = (a.cpu().numpy() if _is_tensor(a) else a for a in arrays)
+        qc, dc, ql, dl = (a.cpu().numpy() if is_tensor(a) else a for a in arrays)
         for lab, name in ((ql, names[2]), (dl, names[3])):
             if (lab < 0).any():
                 raise DataError(f"{name}: labels must be non-negative (0/1 per class)")
         if ranking:
-            return _Inputs("search", qc, dc, _pack_bits(ql), _pack_bits(dl), bits, int(dc.shape[0]), None, backend)
-        return _Inputs(backend, _pack_bits(_to_bits(qc, names[0])), _pack_bits(_to_bits(dc, names[1])).T.copy(),
-                       _pack_bits(ql), _pack_bits(dl).T.copy(), bits, int(dc.shape[0]), None)
-    qc, dc, ql, dl = (a.to(device) if _is_tensor(a) else torch.from_numpy(np.ascontiguousarray(a)).to(device)
+            return _Inputs("search", qc, dc, pack_bits(ql), pack_bits(dl), bits, int(dc.shape[0]), None, backend)
+        return _Inputs(backend, pack_bits(to_bits(qc, names[0])), pack_bits(to_bits(dc, names[1])).T.copy(),
+                       pack_bits(ql), pack_bits(dl).T.copy(), bits, int(dc.shape[0]), None)
+    qc, dc, ql, dl = (a.to(device) if is_tensor(a) else torch.from_numpy(np.ascontiguousarray(a)).to(device)
                       for a in arrays)
-    return _Inputs(backend, _to_pm1(qc, names[0]), _to_pm1(dc, names[1]), _to_labels(ql, names[2]),
+    return _Inputs(backend, to_pm1(qc, names[0]), to_pm1(dc, names[1]), _to_labels(ql, names[2]),
                    _to_labels(dl, names[3]), bits, int(dc.shape[0]), device)
 
 
@@ -220,11 +188,6 @@ def _check_cutoffs(values: Iterable[int] | int, key: str, n_db: int) -> list[int
     return [int(v) for v in vals]
 
 
-def numba_available() -> bool:
-    """True when the optional numba backend can be used (numba importable)."""
-    return _numba is not None
-
-
 # =========================================================================== per-query statistics
 
 @dataclass(frozen=True)
@@ -239,21 +202,6 @@ class _Stats:
     hist: np.ndarray
     ap_sum: np.ndarray | None
     top_rel: np.ndarray | None
-
-
-def hamming_distances(query_codes: ArrayLike, db_codes: ArrayLike) -> ArrayLike:
-    """Integer Hamming distances (Q x D, int64) between two code sets; a numpy array for numpy
-    inputs, a tensor on the inputs' device otherwise."""
-    qc = _to_pm1(_check_2d(query_codes, "query_codes"), "query_codes")
-    dc = _to_pm1(_check_2d(db_codes, "db_codes"), "db_codes")
-    if qc.shape[1] != dc.shape[1]:
-        raise DataError(f"query_codes has {qc.shape[1]} bits but db_codes has {dc.shape[1]}")
-    if _is_tensor(qc) or _is_tensor(dc):
-        dev = qc.device if _is_tensor(qc) else dc.device
-        qt = qc.to(dev) if _is_tensor(qc) else torch.from_numpy(qc).to(dev)
-        dt = dc.to(dev) if _is_tensor(dc) else torch.from_numpy(dc).to(dev)
-        return ((qc.shape[1] - qt @ dt.T) * 0.5).round().to(torch.int64)
-    return np.rint((qc.shape[1] - qc @ dc.T) * 0.5).astype(np.int64)
 
 
 def _torch_chunk_stats(qc: torch.Tensor, dc: torch.Tensor, ql: torch.Tensor, dl: torch.Tensor,
@@ -281,25 +229,13 @@ def _torch_chunk_stats(qc: torch.Tensor, dc: torch.Tensor, ql: torch.Tensor, dl:
     return hist, ap_sum, top_rel
 
 
-def _numpy_popcount(x: np.ndarray) -> np.ndarray:
-    """Bits set in each uint64 (uint8 result)."""
-    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
-        return np.bitwise_count(x)
-    table = np.array([v.bit_count() for v in range(256)], np.uint8)  # pragma: no cover
-    return table[np.ascontiguousarray(x).view(np.uint8)].reshape(*x.shape, 8).sum(-1, dtype=np.uint8)
-
-
 def _numpy_chunk_stats(qbits: np.ndarray, dbits_t: np.ndarray, qlab: np.ndarray, dlab_t: np.ndarray,
                        bits: int, need_ap: bool, top: int, inv_rank: np.ndarray) -> tuple[np.ndarray, Any, Any]:
     """The numba kernel's statistics with whole-array numpy operations on a query chunk:
     popcount distances, a per-row bincount of 2*distance+relevant, and for stable ties a stable
     (radix, for bits <= 255) argsort of the distances and a cumulative sum of the relevance."""
     n_q = qbits.shape[0]
-    dist = _numpy_popcount(qbits[:, :1] ^ dbits_t[0][None, :])
-    if qbits.shape[1] > 1:
-        dist = dist.astype(np.uint16 if bits < 65536 else np.uint32)
-        for w in range(1, qbits.shape[1]):
-            dist += _numpy_popcount(qbits[:, w:w + 1] ^ dbits_t[w][None, :])
+    dist = packed_distances(qbits, dbits_t, bits)
     rel = (qlab[:, :1] & dlab_t[0][None, :]) != 0
     for w in range(1, qlab.shape[1]):
         rel |= (qlab[:, w:w + 1] & dlab_t[w][None, :]) != 0
@@ -349,10 +285,6 @@ def _collect_top(inp: _Inputs, chunk: int | None, top: int) -> tuple[_Stats, np.
     """Relevance of the first ``top`` stable ranks (a _Stats without histogram) from
     cmhash.search's exact top-k, ``chunk`` queries per search block, and per query whether the
     database holds any relevant item (a query label that some database item carries)."""
-    from cmhash.search import (
-        search_chunks,  # search builds on this module's code handling
-    )
-
     n_q = inp.qc.shape[0]
     step = None if chunk is None else _check_chunk(chunk, inp.n_db, None)  # None: search's bounded blocks
     top_rel = np.empty((n_q, top), np.bool_)
@@ -374,24 +306,8 @@ def _inverse_ranks(n_db: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- numba backend
 
-try:  # optional accelerator; the torch backend covers every case without it
-    import numba as _numba
-except ImportError:  # pragma: no cover - depends on the environment
-    _numba = None
-
-if _numba is not None:
-    _M1, _M2, _M4, _H01 = (np.uint64(0x5555555555555555), np.uint64(0x3333333333333333),
-                           np.uint64(0x0F0F0F0F0F0F0F0F), np.uint64(0x0101010101010101))
-    _S1, _S2, _S4, _S56 = np.uint64(1), np.uint64(2), np.uint64(4), np.uint64(56)
-
-    @_numba.njit(inline="always", cache=True)
-    def _popcount64(x):  # pragma: no cover - compiled (LLVM emits popcnt / vpopcntq)
-        x = x - ((x >> _S1) & _M1)
-        x = (x & _M2) + ((x >> _S2) & _M2)
-        x = (x + (x >> _S4)) & _M4
-        return np.int32((x * _H01) >> _S56)
-
-    @_numba.njit(parallel=True, cache=True)
+if numba is not None:  # optional accelerator (cmhash.hamming); numpy and torch cover every case without it
+    @numba.njit(parallel=True, cache=True)
     def _numba_kernel(qbits, dbits_t, qlab, dlab_t, bits, need_order, top, inv_rank, hist, ap_sum, top_rel):  # pragma: no cover
         """Per query (in parallel), over the database in index order:
         pass 1: key_j = 2 * distance + relevant, from the popcount of XORed packed code words
@@ -404,13 +320,13 @@ if _numba is not None:
         n_words, n_db = dbits_t.shape
         n_lab = dlab_t.shape[0]
         n_keys = 2 * (bits + 1)
-        for i in _numba.prange(n_q):
+        for i in numba.prange(n_q):
             key = np.zeros(n_db, np.int32)
             for w in range(n_words):
                 q = qbits[i, w]
                 row = dbits_t[w]
                 for j in range(n_db):
-                    key[j] += _popcount64(q ^ row[j])
+                    key[j] += popcount64(q ^ row[j])
             for j in range(n_db):
                 key[j] *= 2
             for w in range(n_lab):
@@ -445,15 +361,6 @@ if _numba is not None:
                     if rk <= top:
                         top_rel[i, rk - 1] = r == 1
                 ap_sum[i] = total
-
-
-def _pack_bits(x: np.ndarray) -> np.ndarray:
-    """Rows of 0/1 (any value > 0 is 1) packed little-endian into uint64 words (zero padding:
-    padded bits are equal in every row, so they add nothing to distances or label overlaps)."""
-    n_words = -(-x.shape[1] // 64)
-    padded = np.zeros((x.shape[0], n_words * 64), np.bool_)
-    np.greater(x, 0, out=padded[:, :x.shape[1]])
-    return np.packbits(padded, axis=1, bitorder="little").view("<u8")
 
 
 def _numba_collect(qbits: np.ndarray, dbits_t: np.ndarray, qlab: np.ndarray, dlab_t: np.ndarray, bits: int,

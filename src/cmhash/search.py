@@ -1,8 +1,8 @@
 """Exact top-k Hamming search: the k nearest database items of every query.
 
-Codes are read as in :mod:`cmhash.evaluate`: ±1 (or real-valued, binarised by sign with
-``x >= 0 -> +1``; bool or unsigned {0, 1} arrays are bits, 0 -> -1). The distance is the
-number of differing bits. Ties are broken by database index, ascending: the result of a query
+Codes are read by :mod:`cmhash.hamming`, as the metrics of :mod:`cmhash.evaluate` read them:
+±1 (or real-valued, binarised by sign with ``x >= 0 -> +1``; bool or unsigned {0, 1} arrays
+are bits, 0 -> -1). The distance is the number of differing bits. Ties are broken by database index, ascending: the result of a query
 is the first k items of the stable order by (distance, index), the order the ``ties="stable"``
 mAP ranks by, so ``search(...).indices`` is exactly the ranking that ``map_at_k`` and
 ``precision_at_n`` score. The result does not depend on the backend, the chunk or the threads.
@@ -52,14 +52,15 @@ import numpy as np
 
 from cmhash.errors import ConfigError, DataError
 
-# one reading of codes and one packed-word layout for ranking and metrics alike
-from cmhash.evaluate import (
-    _check_2d,
-    _numba,
-    _numpy_popcount,
-    _pack_bits,
-    _to_bits,
+# one reading of codes and one packed-word layout for ranking and metrics alike (codes_as_bits
+# is re-exported: part of this module's API)
+from cmhash.hamming import (
+    codes_as_bits,
+    numba,
     numba_available,
+    pack_bits,
+    packed_distances,
+    popcount64,
 )
 
 __all__ = ["SearchResult", "codes_as_bits", "faiss_available", "search", "search_chunks", "write_search_csv"]
@@ -116,16 +117,6 @@ def _resolve_backend(backend: str) -> str:
         raise ConfigError("backend: 'faiss' requested but faiss is not installed (pip install faiss-cpu); "
                           "use 'auto', 'numba' or 'numpy'")
     return backend
-
-
-def codes_as_bits(codes: Any, name: str) -> np.ndarray:
-    """Validated codes (numpy array or tensor) as a bool bit matrix on the CPU (True = +1);
-    DataError naming ``name`` (a key or a file) if not a non-empty 2-d numeric array, if it
-    holds NaN/inf, or if unsigned and not 0/1."""
-    x = _check_2d(codes, name)
-    if hasattr(x, "cpu"):
-        x = x.cpu().numpy()
-    return _to_bits(x, name)
 
 
 def _bits(query_codes: Any, db_codes: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -188,8 +179,8 @@ def _blocks(name: str, qbits: np.ndarray, dbits: np.ndarray, bits: int, k: int, 
         qpacked = np.packbits(qbits, axis=1)
         kernel = lambda s, e, idx, dist: _faiss_search(index, qpacked[s:e], k, idx, dist)
     else:
-        db_t = _pack_bits(dbits).T.copy()
-        qwords = _pack_bits(qbits)
+        db_t = pack_bits(dbits).T.copy()
+        qwords = pack_bits(qbits)
         fn = _numba_topk if name == "numba" else _numpy_topk
         kernel = lambda s, e, idx, dist: fn(qwords[s:e], db_t, bits, k, idx, dist)
     for s in range(0, qbits.shape[0], step):
@@ -205,11 +196,7 @@ def _blocks(name: str, qbits: np.ndarray, dbits: np.ndarray, bits: int, k: int, 
 def _numpy_topk(qwords: np.ndarray, db_t: np.ndarray, bits: int, k: int,
                 out_idx: np.ndarray, out_dist: np.ndarray) -> None:
     """Popcount distances of a query chunk and a stable (radix, small integers) argsort."""
-    dist = _numpy_popcount(qwords[:, :1] ^ db_t[0][None, :])
-    if qwords.shape[1] > 1:
-        dist = dist.astype(np.uint16 if bits < 65536 else np.uint32)
-        for w in range(1, qwords.shape[1]):
-            dist += _numpy_popcount(qwords[:, w:w + 1] ^ db_t[w][None, :])
+    dist = packed_distances(qwords, db_t, bits)
     order = np.argsort(dist, axis=1, kind="stable")[:, :k]
     out_idx[:] = order
     out_dist[:] = np.take_along_axis(dist, order, 1)
@@ -226,15 +213,13 @@ def _numba_topk(qwords: np.ndarray, db_t: np.ndarray, bits: int, k: int,
     to whole 64-item blocks with a value above every distance."""
     n_db = db_t.shape[1]
     dtype = np.uint8 if bits < 255 else (np.uint16 if bits < 65535 else np.uint32)
-    n_blocks = max(1, min(qwords.shape[0], 4 * _numba.get_num_threads()))
+    n_blocks = max(1, min(qwords.shape[0], 4 * numba.get_num_threads()))
     scratch = np.full((n_blocks, -(-n_db // _BLOCK) * _BLOCK), np.iinfo(dtype).max, dtype)
     _numba_topk_kernel(qwords, db_t, bits, k, scratch, out_idx, out_dist)
 
 
-if _numba is not None:
-    from cmhash.evaluate import _popcount64
-
-    @_numba.njit(inline="always", cache=True)
+if numba is not None:
+    @numba.njit(inline="always", cache=True)
     def _keep_first(cand_i, cand_d, n_c, count, t, k):  # pragma: no cover - compiled
         """Compact the candidates (in index order) to those closer than t and the first
         k - (those) at distance t; recount bucket t. Returns how many remain (<= k)."""
@@ -257,7 +242,7 @@ if _numba is not None:
                 count[t] += 1
         return n
 
-    @_numba.njit(parallel=True, cache=True)
+    @numba.njit(parallel=True, cache=True)
     def _numba_topk_kernel(qwords, db_t, bits, k, scratch, out_idx, out_dist):  # pragma: no cover - compiled
         """Queries split into scratch.shape[0] work blocks, in parallel. Per query:
         1. popcount distances of every item into the block's small-integer buffer (word-major
@@ -274,7 +259,7 @@ if _numba is not None:
         n_words, n_db = db_t.shape
         n_blocks = scratch.shape[0]
         one = np.uint64(1)
-        for b in _numba.prange(n_blocks):
+        for b in numba.prange(n_blocks):
             dist = scratch[b]
             rows = dist.reshape(-1, 64)
             cand_i = np.empty(2 * k, np.int64)
@@ -284,12 +269,12 @@ if _numba is not None:
                 q = qwords[i, 0]
                 row = db_t[0]
                 for j in range(n_db):
-                    dist[j] = _popcount64(q ^ row[j])
+                    dist[j] = popcount64(q ^ row[j])
                 for w in range(1, n_words):
                     q = qwords[i, w]
                     row = db_t[w]
                     for j in range(n_db):
-                        dist[j] += _popcount64(q ^ row[j])
+                        dist[j] += popcount64(q ^ row[j])
                 count[:] = 0
                 n_c = 0
                 t = bits       # cut distance: candidates at distance <= t may be in the top k
@@ -302,7 +287,7 @@ if _numba is not None:
                         mask |= np.uint64(blk[jj] < thr) << np.uint64(jj)
                     while mask != 0:
                         low = mask & (~mask + one)
-                        jj = _popcount64(low - one)
+                        jj = popcount64(low - one)
                         mask ^= low
                         d = np.int64(blk[jj])
                         if d >= thr:  # thr fell within this block
