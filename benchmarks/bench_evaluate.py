@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = [name for name, _, _, _, diff in rows if diff is not None and diff > TOLERANCE]
     if device_check and not device_check["ok"]:
         bad.append(f"torch on {device_check['device']} against {device_check['against']}")
+    if args.device is not None and device_check is None:
+        bad.append(f"torch on {args.device}: no CPU backend ran to compare it with (--backends)")
     if args.json:
         save_json(args.json, {
             "queries": n_q, "database": n_db, "bits": args.bits, "classes": args.classes, "threads": args.threads,

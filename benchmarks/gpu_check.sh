@@ -3,8 +3,9 @@
 #
 #   bash benchmarks/gpu_check.sh                      # on the GPU machine -> results/gpu_check/
 #   bash benchmarks/gpu_check.sh /tmp/gpu             # another output folder (or OUT=/tmp/gpu)
-#   bash benchmarks/gpu_check.sh --wikipedia DIR      # the published Wikipedia files elsewhere
-#   bash benchmarks/gpu_check.sh --dry                # every size shrunk: CPU, under a minute
+#   bash benchmarks/gpu_check.sh --wikipedia DIR      # the published Wikipedia files elsewhere (default:
+#                                                     # ../shared/data/wikipedia, else shared/data/wikipedia)
+#   bash benchmarks/gpu_check.sh --dry                # every size shrunk, on the CPU: ~45 s of CPU time
 #   bash benchmarks/gpu_check.sh --steps wiki_nrch,eval_nus   # only these steps (e.g. a rerun)
 #
 # Steps, each a separate process under `timeout` (its own limit, capped by what is left of
@@ -29,6 +30,7 @@
 # `versions` failed or the budget was spent).
 # PYTHON picks the interpreter (default: .venv/bin/python of this checkout, else python3).
 set -uo pipefail
+{  # the whole script is read before it runs: editing this file mid-run cannot break a run
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DRY=0
@@ -77,6 +79,11 @@ q() { printf '%q' "$1"; }  # one shell word, whatever the path holds
 PY="$(q "$PYTHON")"
 SQ="$(q "$S")"
 WQ="$(q "$W")"
+# Wikipedia: --wikipedia, else config/wikipedia.yaml's ../shared/data/wikipedia, else a copy inside
+# the checkout (shared/data/wikipedia, 1.3 MB: what travels with a working tree to a GPU machine)
+if [ -z "$WIKI" ] && [ ! -d "$ROOT/../shared/data/wikipedia" ] && [ -d "$ROOT/shared/data/wikipedia" ]; then
+    WIKI="$ROOT/shared/data/wikipedia"
+fi
 WIKI_ARG=""
 [ -n "$WIKI" ] && WIKI_ARG="--data $(q "$WIKI")"
 declare -A EPOCH=([baseline]=0 [nrch]=19 [scbch]=5 [dcgmh]=6)  # first epochs after warm-up
@@ -86,11 +93,12 @@ if [ "$DRY" = 1 ]; then
     NRCH_SET='{"epochs": 2, "warmup_epochs": 1, "eval_every": 1, "num_gradual": 2, "image_hidden": [32, 32], "text_hidden": [32]}'
     SCBCH_SET='{"epochs": 2, "warmup_epochs": 1, "image_hidden": [32, 32], "text_hidden": [32]}'
     EVAL_SIZE="--queries 100 --db 2000 --ref-queries 50 --threads 1 --device cpu"
-    declare -A LIMIT=([versions]=30 [cuda_tests]=60 [epoch]=30 [wiki_nrch]=60 [wiki_scbch]=60 [eval_nus]=60)
+    # generous: on a loaded CPU a dry step takes 5-40 s, nearly all of it Python and torch starting up
+    declare -A LIMIT=([versions]=60 [cuda_tests]=120 [epoch]=120 [wiki_nrch]=120 [wiki_scbch]=120 [eval_nus]=120)
 else
     REQUIRE="--require-cuda"; EPOCH_SIZE=""; CELL_SIZE=""; NRCH_SET='{}'; SCBCH_SET='{}'
     EVAL_SIZE="--scale nus --ref-queries 200 --threads $(nproc) --device cuda"
-    declare -A LIMIT=([versions]=30 [cuda_tests]=60 [epoch]=50 [wiki_nrch]=105 [wiki_scbch]=75 [eval_nus]=80)
+    declare -A LIMIT=([versions]=30 [cuda_tests]=90 [epoch]=45 [wiki_nrch]=100 [wiki_scbch]=70 [eval_nus]=80)
 fi
 
 declare -A CMD
@@ -126,6 +134,7 @@ for step in "${STEPS[@]}"; do
     left=$((BUDGET - SECONDS))
     limit=${LIMIT[$step]}
     [ "$left" -lt "$limit" ] && limit=$left
+    [ "$limit" -lt 0 ] && limit=0
     if [ -n "$ABORT" ] || [ "$limit" -lt 5 ]; then
         echo "${ABORT:-total budget of $BUDGET s spent}" > "$OUT_DIR/logs/$step.log"
         row "$step" skipped "-" 0 "$limit"
@@ -159,3 +168,5 @@ if [ $((${#FAILED[@]} + ${#NOT_RUN[@]})) -gt 0 ]; then
         "$OUT_DIR/logs/)" >&2
     exit 1
 fi
+exit 0
+}

@@ -107,7 +107,8 @@ def test_vgg19_features_on_the_gpu_match_the_cpu(tmp_path) -> None:
         gpu, meta = extract_vgg19_fc7(paths, weights="none", image_size=32, batch_size=4, device="cuda", progress=False)
         cpu, _ = extract_vgg19_fc7(paths, weights="none", image_size=32, batch_size=4, device="cpu", progress=False)
     assert meta["device"].startswith("cuda") and gpu.shape == cpu.shape == (6, 4096)
-    np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-3)  # TF32 / cuDNN kernels differ from the CPU's
+    # cuDNN convolutions run in TF32 by default (10-bit mantissa) through 16 layers: close, not equal
+    assert np.linalg.norm(gpu - cpu) <= 2e-2 * np.linalg.norm(cpu)
 
 
 SLOT = textwrap.dedent("""
@@ -121,17 +122,21 @@ SLOT = textwrap.dedent("""
 
 
 def test_gpu_slots_count_the_real_devices(tmp_path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CUDA_VISIBLE_DEVICES", "CMHASH_FAKE_GPU_COUNT", "SLURM_JOB_ID")}
+    """The slots offered are the devices torch can use: those of a preset CUDA_VISIBLE_DEVICES
+    (a machine lent in part, SLURM), else every GPU nvidia-smi lists; a job then sees one."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CMHASH_FAKE_GPU_COUNT", "SLURM_JOB_ID")}
     devices, source = candidate_devices(env)
-    assert source == "nvidia-smi"
-    assert devices == nvidia_smi_devices() and len(devices) == torch.cuda.device_count() >= 1
+    assert source == ("CUDA_VISIBLE_DEVICES" if "CUDA_VISIBLE_DEVICES" in env else "nvidia-smi")
+    if source == "nvidia-smi":
+        assert devices == nvidia_smi_devices()
+    assert len(devices) == torch.cuda.device_count() >= 1
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
     out = subprocess.run([sys.executable, "-c", SLOT, str(tmp_path / "slots")], capture_output=True, text=True,
                          env=env, timeout=120, check=True).stdout.split()
     device, visible, seen, name = out
     assert device == visible and device in devices
     assert int(seen) == 1  # the job sees exactly the GPU of its slot
-    smi = subprocess.run(["nvidia-smi", "-i", device, "--query-gpu=name", "--format=csv,noheader"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    assert name == smi.replace(" ", "_")  # and it is the one nvidia-smi numbers so (CUDA_DEVICE_ORDER)
+    if source == "nvidia-smi":  # and it is the one nvidia-smi numbers so (CUDA_DEVICE_ORDER=PCI_BUS_ID)
+        smi = subprocess.run(["nvidia-smi", "-i", device, "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert name == smi.replace(" ", "_")

@@ -39,7 +39,7 @@ def miniature_wikipedia(tmp_path_factory) -> Path:
     return folder
 
 
-def run(out: Path, *args: str, timeout: float = 170.0) -> subprocess.CompletedProcess:
+def run(out: Path, *args: str, timeout: float = 570.0) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": sys.executable}
     env.pop("OUT", None)
     return subprocess.run(["bash", str(SCRIPT), "--dry", *args, str(out)], capture_output=True, text=True,
