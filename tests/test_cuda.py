@@ -1,8 +1,9 @@
 """What only a CUDA device can check: training and feature extraction placed on the GPU, GPU
 evaluation agreeing with the CPU to 1e-9, and GPU slots counting the machine's real devices.
 
-Marked ``cuda`` and skipped without a device; ``benchmarks/gpu_check.sh`` runs them
-(``pytest -m cuda``) on a GPU machine and fails when any of them is skipped there.
+Marked ``cuda`` and skipped without a device (the whole module, before its heavier imports);
+``benchmarks/gpu_check.sh`` runs this file on a GPU machine and fails when anything in it is
+skipped there.
 """
 from __future__ import annotations
 
