@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_epoch.py --epoch 19      # NRCH's first epoch after warm-up (in-batch filtering on)
     .venv/bin/python benchmarks/bench_epoch.py --method scbch --epoch 5   # SCBCH after warm-up (CSCC over all rows)
     .venv/bin/python benchmarks/bench_epoch.py --hidden 512 --n 2000   # a quick look
+    .venv/bin/python benchmarks/bench_epoch.py --json nrch.json        # also write the numbers (gpu_check.sh)
 
 One epoch is what the trainer does for it: the method's ``before_epoch`` over every training
 row (NRCH: the Dynamic Noise Separator's forward pass and GMM; SCBCH: CSCC's neighbour soft
@@ -37,6 +38,7 @@ import time
 import numpy as np
 import torch
 
+from cmhash.io import save_json
 from cmhash.methods import Batch, TrainView, get_method, resolve_hparams
 
 
@@ -58,6 +60,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="also write the measured numbers to this JSON file")
     args = ap.parse_args()
 
     if args.threads:
@@ -137,8 +140,23 @@ def main() -> None:
     for epoch, ts, tt, tot, steps, n_rows, kept, loss in rows:
         print(f"{epoch:>5} {ts:>11.2f} {tt:>9.2f} {tot:>9.2f} {steps:>6} {int(n_rows):>7} {kept:>6.3f} {loss:>8.4f}")
     print(f"peak RSS: {rss_start:.0f} MiB at start, {rss_built:.0f} MiB with data and model, {rss_mib():.0f} MiB after")
+    peak_cuda = None
     if device.type == "cuda":
-        print(f"peak CUDA memory allocated: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")
+        peak_cuda = torch.cuda.max_memory_allocated(device) / 2**20
+        print(f"peak CUDA memory allocated: {peak_cuda:.0f} MiB")
+    if args.json:
+        last = rows[-1]
+        save_json(args.json, {
+            "method": args.method, "device": str(device), "n": args.n, "image_dim": args.image_dim,
+            "text_dim": args.text_dim, "classes": args.classes, "bits": args.bits,
+            "image_hidden": hp["image_hidden"], "text_hidden": hp["text_hidden"], "parameters": n_params,
+            "epochs": [dict(zip(("epoch", "hook_s", "batches_s", "total_s", "steps", "rows", "kept", "loss"), r))
+                       for r in rows],
+            "s_per_epoch": last[3], "peak_cuda_mib": peak_cuda, "peak_rss_mib": rss_mib(),
+            "load_average": load[0], "torch_threads": torch.get_num_threads(),
+            "summary": f"{last[3]:.2f} s/epoch (epoch {last[0]}: hook {last[1]:.2f} + batches {last[2]:.2f}), "
+                       + (f"peak CUDA {peak_cuda:.0f} MiB" if peak_cuda is not None else f"peak RSS {rss_mib():.0f} MiB")
+                       + f", widths {hp['image_hidden']}/{hp['text_hidden']}, {n_params / 1e6:.1f}M parameters, {device}"})
 
 
 if __name__ == "__main__":

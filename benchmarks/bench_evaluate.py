@@ -4,16 +4,21 @@
     .venv/bin/python benchmarks/bench_evaluate.py --scale nus    # 2,100 x 193,734 (NUS-WIDE size)
     .venv/bin/python benchmarks/bench_evaluate.py --queries 500 --db 5000 --bits 32
     .venv/bin/python benchmarks/bench_evaluate.py --scale nus --backends numba --ref-queries 300
+    .venv/bin/python benchmarks/bench_evaluate.py --scale nus --backends numba --ref-queries 300 --device cuda --json e.json
 
 Prints one row per method: seconds, peak memory (growth of resident memory during the call), the mAP, and |diff| against the reference with stable ties.
 Synthetic data: random ±1 codes correlated with random multi-hot labels (so mAP is not
 trivial), fixed seed. The reference is deliberately kept out of the library.
+``--device`` (e.g. ``cuda``) also runs the torch backend on tensors on that device and checks
+that every metric of its report (mAP@all under both tie rules, mAP@k, P@N) equals the first CPU
+backend's to 1e-9. ``--json`` writes every row and that comparison (benchmarks/gpu_check.sh).
 Top-k search, mAP@k and P@N against faiss's IndexBinaryFlat: benchmarks/bench_search.py.
 """
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import resource
 import sys
 import threading
@@ -29,7 +34,9 @@ from cmhash.evaluate import (
     numba_available,
     retrieval_report,
 )
+from cmhash.io import save_json
 
+TOLERANCE = 1e-9
 SCALES = {"moderate": (2100, 20000), "nus": (2100, 193734), "small": (300, 5000)}
 
 
@@ -114,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ref-queries", type=int, default=None,
                     help="run the reference on the first N queries only: its time is extrapolated to "
                          "all queries and every method is checked against it on those N queries")
-    ap.add_argument("--device", default="cpu", help="also time the torch backend on this device (e.g. cuda)")
+    ap.add_argument("--device", default=None,
+                    help="also time the torch backend on tensors on this device (e.g. cuda) and check its report "
+                         "against the first CPU backend's")
+    ap.add_argument("--json", default=None, help="also write the rows and the device check to this JSON file")
     args = ap.parse_args(argv)
     n_q, n_db = SCALES[args.scale]
     n_q, n_db = args.queries or n_q, args.db or n_db
@@ -132,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     t_ref *= n_q / n_ref
     note = "" if n_ref == n_q else f" [{n_ref} queries, time x{n_q / n_ref:.1f}]"
     rows = [("reference (per-query argsort)" + note, t_ref, m_ref, ref, None)]
+    reports: dict[str, dict] = {}  # backend (and device) -> its retrieval_report
 
     def diff_to_ref(ap_stable: np.ndarray) -> float:
         """|mAP over the reference's queries - reference| from a method's per-query APs."""
         sub = ap_stable[:n_ref]
         return abs(float(np.nanmean(sub)) - ref)
 
-    def run_backend(name: str, inputs: tuple, sync: Callable[[], None]) -> None:
+    def run_backend(name: str, inputs: tuple, sync: Callable[[], None]) -> dict:
+        where = "" if inputs[0] is qc else " " + str(inputs[0].device)
         for ties in ("stable", "expected"):
             def call(ties=ties):
                 v = map_at_all(*inputs, ties=ties, backend=name)
@@ -148,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             diff = None
             if ties == "stable":
                 diff = abs(v - ref) if n_ref == n_q else diff_to_ref(average_precision(*inputs, backend=name))
-            rows.append((f"map_at_all {name}{'' if inputs[0] is qc else ' ' + str(inputs[0].device)} ties={ties}",
+            rows.append((f"map_at_all {name}{where} ties={ties}",
                          s, m, v, diff))
 
         def report():
@@ -156,19 +168,29 @@ def main(argv: list[str] | None = None) -> int:
             sync()
             return r
         s, m, rep = measure(report)
-        rows.append((f"retrieval_report {name} (all metrics)", s, m, rep["map_all"],
+        rows.append((f"retrieval_report {name}{where} (all metrics)", s, m, rep["map_all"],
                      abs(rep["map_all"] - ref) if n_ref == n_q else None))
+        return rep
 
     for backend in backends:
         # warm up outside the timing: numba compiles (or loads its cache), torch pages in its
         # kernels (hundreds of MB of shared libraries that would otherwise count as memory)
         retrieval_report(qc[:3], dc[:500], ql[:3], dl[:500], ks=[10], ns=[10], backend=backend)
-        run_backend(backend, (qc, dc, ql, dl), lambda: None)
-    if args.device != "cpu":
+        reports[backend] = run_backend(backend, (qc, dc, ql, dl), lambda: None)
+    device_check = None
+    if args.device is not None:
         dev = torch.device(args.device)
         tq = tuple(torch.from_numpy(a).to(dev) for a in (qc, dc, ql, dl))
         retrieval_report(*(t[:500] for t in tq), ks=[10], ns=[10])  # warm-up
-        run_backend("torch", tq, (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None))
+        on_device = run_backend("torch", tq, (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None))
+        if reports:
+            cpu_name = next(iter(reports))
+            diffs = {key: abs(a - b) for key, (a, b) in
+                     _metrics_of(on_device, reports[cpu_name]).items()}
+            worst = max(diffs, key=diffs.get)
+            device_check = {"device": str(dev), "against": f"{cpu_name} (cpu)", "metrics": len(diffs),
+                            "max_abs_diff": diffs[worst], "worst_metric": worst, "tolerance": TOLERANCE,
+                            "ok": diffs[worst] <= TOLERANCE}
 
     print(f"{'method':58s} {'seconds':>9s} {'speed-up':>9s} {'peak MB':>9s} {'mAP':>12s} {'|diff| vs ref':>14s}")
     for name, s, m, v, diff in rows:
@@ -176,11 +198,46 @@ def main(argv: list[str] | None = None) -> int:
     print("# peak MB: growth of the process's resident memory during the call (CPU; includes memory the "
           "allocator keeps); |diff|: stable-tie mAP minus the reference" +
           ("" if n_ref == n_q else f", both over the first {n_ref} queries"))
-    bad = [name for name, _, _, _, diff in rows if diff is not None and diff > 1e-9]
+    if device_check:
+        print(f"# torch on {device_check['device']} against {device_check['against']}: "
+              f"{device_check['metrics']} metrics, max |diff| {device_check['max_abs_diff']:.2e} "
+              f"({device_check['worst_metric']})")
+    bad = [name for name, _, _, _, diff in rows if diff is not None and diff > TOLERANCE]
+    if device_check and not device_check["ok"]:
+        bad.append(f"torch on {device_check['device']} against {device_check['against']}")
+    if args.device is not None and device_check is None:
+        bad.append(f"torch on {args.device}: no CPU backend ran to compare it with (--backends)")
+    if args.json:
+        save_json(args.json, {
+            "queries": n_q, "database": n_db, "bits": args.bits, "classes": args.classes, "threads": args.threads,
+            "ref_queries": n_ref, "rows": [{"method": name, "seconds": s, "peak_mb": m, "map": v, "diff": diff}
+                                           for name, s, m, v, diff in rows],
+            "device_check": device_check, "failed": bad, "load_average": os.getloadavg()[0],
+            "summary": _summary(rows, device_check, n_q, n_db)})
     if bad:
-        print("FAIL: differ from the reference by more than 1e-9:", ", ".join(bad))
+        print(f"FAIL: differ from the reference by more than {TOLERANCE:g}:", ", ".join(bad))
         return 1
     return 0
+
+
+def _metrics_of(a: dict, b: dict) -> dict[str, tuple[float, float]]:
+    """The scalar metrics two retrieval reports share, as (a, b) pairs: mAP@all under both tie
+    rules, mAP@k and P@N (what a device must reproduce)."""
+    pairs = {key: (a[key], b[key]) for key in ("map_all_stable", "map_all_expected")}
+    for group in ("map_at_k", "precision_at_n"):
+        pairs.update({f"{group}/{k}": (a[group][k], b[group][k]) for k in a[group]})
+    return {key: (float(x), float(y)) for key, (x, y) in pairs.items()}
+
+
+def _summary(rows: list[tuple], device_check: dict | None, n_q: int, n_db: int) -> str:
+    """One line for a table: the seconds of each retrieval report and the device agreement."""
+    prefix, suffix = "retrieval_report ", " (all metrics)"
+    times = ", ".join(f"{name[len(prefix):-len(suffix)]} {s:.2f} s" for name, s, *_ in rows if name.startswith(prefix))
+    out = f"{n_q} x {n_db}: retrieval_report {times}"
+    if device_check:
+        out += (f"; {device_check['device']} vs {device_check['against']}: max |diff| "
+                f"{device_check['max_abs_diff']:.1e} over {device_check['metrics']} metrics")
+    return out
 
 
 if __name__ == "__main__":
