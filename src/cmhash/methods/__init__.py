@@ -4,6 +4,7 @@ from cmhash.methods import (
            dcgmh,  # noqa: F401
            nrch,  # noqa: F401
            scbch,  # noqa: F401
+           ucch,  # noqa: F401
 )
 from cmhash.methods.base import (
            CROSSMODAL,
