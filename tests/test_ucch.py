@@ -364,3 +364,35 @@ def test_short_training_run_through_trainer(protocol):
     assert result.codes["query_image"].shape == (ds.splits.query.size, 16)
     assert result.codes["database_text"].shape == (ds.splits.database.size, 16)
     assert set(np.unique(result.codes["query_text"])) <= {-1, 1}
+
+
+def test_resume_from_checkpoint_gives_identical_codes(tmp_path):
+    """The bank, the RNG and the schedule survive a checkpoint: resuming gives the same codes."""
+    torch.set_num_threads(1)
+    ds = clustered_dataset()
+    noise = corrupt(ds.labels[ds.splits.train], "nrch", 0.4, seed=1)
+    hp = tiny_hp(epochs=4, eval_every=2, batch_size=32, lr=1e-3)
+
+    def trainer(path):
+        settings = TrainSettings(method="ucch", hp=hp, bits=16, protocol="paper", seed=0, device="cpu",
+                                 progress=False, checkpoint_every=2)
+        return Trainer(ds, noise.noisy, noise.corrupted, settings, checkpoint_path=path)
+
+    full = trainer(tmp_path / "a.pt").run()
+    first = trainer(tmp_path / "b.pt")
+    original_save = first._save_checkpoint
+
+    class Stop(Exception):
+        pass
+
+    def save_then_stop(next_epoch, state):
+        original_save(next_epoch, state)
+        raise Stop
+
+    first._save_checkpoint = save_then_stop
+    with pytest.raises(Stop):
+        first.run()
+    resumed = trainer(tmp_path / "b.pt").run()
+    assert resumed.resumed_from == 2
+    for key in full.codes:
+        assert np.array_equal(full.codes[key], resumed.codes[key])
