@@ -5,6 +5,7 @@ from cmhash.methods import (
            dcmh,  # noqa: F401
            nrch,  # noqa: F401
            scbch,  # noqa: F401
+           ucch,  # noqa: F401
 )
 from cmhash.methods.base import (
            CROSSMODAL,

@@ -98,7 +98,9 @@ class HashingMethod(nn.Module):
 
     Subclasses set ``name``, ``task``, ``defaults`` (the published hyper-parameters common to
     all datasets) and ``per_dataset`` (published per-dataset values; a dataset without an entry
-    borrows the ``mirflickr25k`` one, and the trainer logs it as borrowed).
+    borrows the ``mirflickr25k`` one, and the trainer logs it as borrowed). A method that reads
+    no label sets ``reads_labels = False`` (read by the default :meth:`needs`) and then trains
+    once per (dataset, bits, seed, protocol), never once per noise model and rate.
 
     Hyper-parameters the trainer reads from ``hp``: ``epochs``, ``batch_size``,
     ``eval_every`` (the candidate models: see :meth:`is_candidate`), ``selection`` (``best``:
@@ -109,6 +111,12 @@ class HashingMethod(nn.Module):
     task: ClassVar[str] = CROSSMODAL
     defaults: ClassVar[dict[str, Any]] = {}
     per_dataset: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Whether the method reads training labels at all (``Batch.labels``, ``TrainView.labels``).
+    #: A method that reads no label (``False``: UCCH and the other unsupervised methods) gives the
+    #: same result at every noise model and rate, so it trains once per (dataset, bits, seed,
+    #: protocol) and its result fills every noise column; it must never touch the labels the
+    #: trainer still hands it.
+    reads_labels: ClassVar[bool] = True
     #: mAP denominator under the `paper` protocol: "skip" queries without relevant items (NRCH,
     #: SCBCH: utils/tools.py:493-495, 505 / 559-561, 571) or count them as 0 ("zero", DCGMH:
     #: utils.py:110). The `sound` protocol always skips.
@@ -132,8 +140,9 @@ class HashingMethod(nn.Module):
     @classmethod
     def needs(cls, protocol: str) -> CellNeeds:
         """What this method needs from its cell under ``protocol`` (see :class:`CellNeeds`): the
-        one hook through which a method declares it. Default: the noisy labels only."""
-        return CellNeeds()
+        one hook through which a method declares it, read by the trainer and the workflow.
+        Default: the noisy labels, unless the class sets ``reads_labels = False``."""
+        return CellNeeds(labels=cls.reads_labels)
 
     # -- to implement -------------------------------------------------------------------
     def configure_optimizer(self) -> tuple[torch.optim.Optimizer, Any | None]:
