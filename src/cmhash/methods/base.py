@@ -79,7 +79,9 @@ class HashingMethod(nn.Module):
 
     Subclasses set ``name``, ``task``, ``defaults`` (the published hyper-parameters common to
     all datasets) and ``per_dataset`` (published per-dataset values; a dataset without an entry
-    borrows the ``mirflickr25k`` one, and the trainer logs it as borrowed).
+    borrows the ``mirflickr25k`` one, and the trainer logs it as borrowed). A method that reads
+    no label sets ``reads_labels = False`` and then trains once per (dataset, bits, seed,
+    protocol), never once per noise model and rate.
 
     Hyper-parameters the trainer reads from ``hp``: ``epochs``, ``batch_size``,
     ``eval_every`` (evaluate at the start of every such epoch and after the last),
@@ -91,6 +93,12 @@ class HashingMethod(nn.Module):
     defaults: ClassVar[dict[str, Any]] = {}
     per_dataset: ClassVar[dict[str, dict[str, Any]]] = {}
     reads_clean_labels: ClassVar[bool] = False
+    #: Whether the method reads training labels at all (``Batch.labels``, ``TrainView.labels``).
+    #: A method that reads no label (``False``: UCCH and the other unsupervised methods) gives the
+    #: same result at every noise model and rate, so it trains once per (dataset, bits, seed,
+    #: protocol) and its result fills every noise column; it must never touch the labels the
+    #: trainer still hands it.
+    reads_labels: ClassVar[bool] = True
     #: mAP denominator under the `paper` protocol: "skip" queries without relevant items (NRCH,
     #: SCBCH) or count them as 0 ("zero", DCGMH). The `sound` protocol always skips.
     paper_denominator: ClassVar[str] = "skip"
