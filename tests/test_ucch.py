@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cmhash.errors import ConfigError
-from cmhash.methods import Batch, TrainView, get_method, resolve_hparams
+from cmhash.methods import Batch, CellNeeds, TrainView, get_method, resolve_hparams
 from cmhash.methods.base import HashingMethod
 from cmhash.methods.ucch import (
     PAPER_SELECTION,
@@ -214,7 +214,7 @@ def test_biased_init_equals_official():
 def test_registered_label_free_and_published_defaults():
     assert get_method("ucch") is UCCH
     assert UCCH.reads_labels is False and HashingMethod.reads_labels is True
-    assert not UCCH.reads_clean_labels and UCCH.paper_denominator == "skip"
+    assert UCCH.needs("paper") == UCCH.needs("sound") == CellNeeds(labels=False) and UCCH.paper_denominator == "skip"
     hp, src = resolve_hparams("ucch", "mirflickr25k")
     expected = {"epochs": 20, "batch_size": 256, "eval_every": 1, "selection": "last", "optimizer": "adam",
                 "lr": 1e-4, "weight_decay": 1e-6, "alpha": 0.7, "shift": 0.1, "margin": 0.2, "negatives": 4096,

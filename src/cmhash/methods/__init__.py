@@ -3,6 +3,8 @@ from cmhash.methods import (
            baseline,  # noqa: F401  (registers)
            dcgmh,  # noqa: F401
            dcmh,  # noqa: F401
+           dgcpn,  # noqa: F401
+           djsrh,  # noqa: F401
            nrch,  # noqa: F401
            scbch,  # noqa: F401
            ucch,  # noqa: F401
