@@ -132,7 +132,7 @@ def main() -> int:
     ap.add_argument("--rates", type=float, nargs="+", default=[0.2, 0.4, 0.6, 0.8])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--bits", type=int, default=64)
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--paper-variants", nargs="*", default=["full"], choices=VARIANTS)
     ap.add_argument("--paper-batchnorm", nargs="+", default=["frozen"], choices=BATCHNORM,
                     help="paper runs with the published frozen BatchNorm quirk and/or without it (train)")

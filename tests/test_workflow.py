@@ -220,3 +220,37 @@ def test_a_failing_job_has_its_traceback_in_its_log(workflow_run):
     log = (work / "results/logs/train" / cell.dataset / cell.method / f"{cell.noise_model}-{cell.rate_str}"
            / f"bits{cell.bits}-seed{cell.seed}-{cell.protocol}.log").read_text()
     assert "Traceback (most recent call last)" in log and "DataError" in log and "noisy_labels.npy" in log
+
+
+# -- issue 17: a label-free method trains once per (dataset, bits, seed, protocol) --------------
+LABEL_FREE_METHODS = {"ucch": {"epochs": 2, "batch_size": 32, "negatives": 16, "image_hidden": [32], "text_hidden": [32]}}
+
+
+def _label_free_config(work: Path, rates: list[float]) -> str:
+    cfg = yaml.safe_load((REPO / "config/test.yaml").read_text())
+    cfg["experiment"] = "cmhash-test-label-free"
+    cfg["grid"].update(methods=["baseline", *LABEL_FREE_METHODS], noise_rates=rates)
+    cfg["methods"].update(LABEL_FREE_METHODS)
+    (work / "config/label_free.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return "config/label_free.yaml"
+
+
+def test_a_label_free_method_trains_once_for_every_noise_rate(tmp_path):
+    for item in ("Snakefile", "workflow", "config", "envs"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    config = _label_free_config(tmp_path, [0.2, 0.5, 0.8])
+    jobs = _planned_jobs(snakemake(tmp_path, "--dry-run", configfile=config))
+    assert jobs.get("train") == 3 * 2 and jobs.get("train_label_free") == 2, jobs  # 2 protocols, not 6 cells
+    assert jobs.get("evaluate_label_free") == 2, jobs
+    config = _label_free_config(tmp_path, [0.0, 0.5])
+    snakemake(tmp_path, configfile=config)
+    results = pd.read_csv(tmp_path / "results/report/results.csv")
+    ucch = results[results["method"] == "ucch"]
+    assert len(ucch) == 2 * 2 * 2 and ucch["label_free"].all()  # every (rate, protocol, direction) filled
+    assert not results.loc[results["method"] == "baseline", "label_free"].any()
+    flat = ucch.groupby(["protocol", "direction"])["map"].nunique()
+    assert (flat == 1).all()  # the same run, a flat line over the noise
+    run = tmp_path / "results/runs/embedded/ucch/label-free/bits16/seed0/sound"
+    assert json.loads((run / "config.json").read_text())["needs"]["labels"] is False
+    assert r"ucch$^\dagger$" in (tmp_path / "results/report/tables.tex").read_text()

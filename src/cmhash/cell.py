@@ -17,8 +17,8 @@ Layout (DESIGN.md, "Files between rules"):
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 RESULTS = "results"
@@ -40,6 +40,9 @@ LABEL_FREE_RUN = f"{RESULTS}/runs/{{dataset}}/{{method}}/label-free/bits{{bits}}
 TRAIN_FILES: tuple[str, ...] = ("codes", "history.csv", "train.json", "config.json")
 EVALUATE_FILES: tuple[str, ...] = ("metrics.json", "curves.npz")
 RUN_LOG = f"{RESULTS}/logs/{{stage}}/{{dataset}}/{{method}}/{{noise_model}}-{{rate}}/bits{{bits}}-seed{{seed}}-{{protocol}}.log"
+LABEL_FREE_LOG = f"{RESULTS}/logs/{{stage}}/{{dataset}}/{{method}}/label-free/bits{{bits}}-seed{{seed}}-{{protocol}}.log"
+#: The noise model of a label-free method's training cell (its rate is 0.0): one run, whatever the noise.
+LABEL_FREE = "label-free"
 
 
 def format_rate(rate: float) -> str:
@@ -73,8 +76,10 @@ class Cell:
     def from_wildcards(cls, wildcards: Mapping[str, Any] | Any) -> Cell:
         """The cell of a Snakemake job (its wildcards, by name) or of any mapping/namespace of
         the axis names, with each value converted to its axis type."""
-        get = wildcards.get if isinstance(wildcards, Mapping) else lambda k: getattr(wildcards, k)
+        get = wildcards.get if isinstance(wildcards, Mapping) else lambda k: getattr(wildcards, k, None)
         values = {f.name: get(f.name) for f in fields(cls)}
+        if values["noise_model"] is None:  # a label-free training job: no noise wildcards
+            values.update(noise_model=LABEL_FREE, rate=0.0)
         return cls(dataset=str(values["dataset"]), method=str(values["method"]),
                    noise_model=str(values["noise_model"]), rate=float(values["rate"]), bits=int(values["bits"]),
                    seed=int(values["seed"]), protocol=str(values["protocol"]))
@@ -89,8 +94,18 @@ class Cell:
         return {**{k: str(v) for k, v in asdict(self).items()}, "rate": self.rate_str}
 
     @property
+    def label_free(self) -> bool:
+        """A label-free method's training cell (:meth:`as_label_free`)."""
+        return self.noise_model == LABEL_FREE
+
+    def as_label_free(self) -> Cell:
+        """The one training cell of a method that reads no label, shared by every noise model
+        and rate of the grid."""
+        return replace(self, noise_model=LABEL_FREE, rate=0.0)
+
+    @property
     def run_dir(self) -> str:
-        return RUN.format(**self.wildcards)
+        return (LABEL_FREE_RUN if self.label_free else RUN).format(**self.wildcards)
 
     @property
     def noise_dir(self) -> str:
@@ -110,6 +125,17 @@ class Cell:
         return asdict(self)
 
 
+def served_cells(trained: Mapping[str, Any], grid: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """The grid cells (as dicts) whose result the run of training cell ``trained`` gives: itself,
+    or for a label-free run every grid cell of its (dataset, method, bits, seed, protocol),
+    each marked ``label_free`` (a flat line over the noise, as the papers print these
+    methods). Without ``grid``, the trained cell alone."""
+    if trained.get("noise_model") != LABEL_FREE or grid is None:
+        return [dict(trained)]
+    same = [k for k in COLUMNS if k not in ("noise_model", "rate")]
+    return [{**dict(c), "label_free": True} for c in grid if all(c[k] == trained[k] for k in same)]
+
+
 #: What the report averages seeds over: a cell's columns but its seed, and the retrieval
 #: direction, in the report's sort order (tables and figures list rows in this order).
 SUMMARY_KEYS: tuple[str, ...] = ("dataset", "direction", "method", "protocol", "noise_model", "rate", "bits")
@@ -118,6 +144,6 @@ assert tuple(f.name for f in fields(Cell)) == COLUMNS  # one order for fields, w
 assert set(SUMMARY_KEYS) == (set(COLUMNS) - {"seed"}) | {"direction"}
 
 __all__ = [
-    "COLUMNS", "DATASET", "DATASET_FILES", "EVALUATE_FILES", "GRID_AXES", "LABEL_FREE_RUN", "NOISE", "NOISE_FILES",
-    "NOISE_LOG", "RESULTS", "RUN", "RUN_LOG", "SUMMARY_KEYS", "TRAIN_FILES", "Cell", "fill", "format_rate",
+    "COLUMNS", "DATASET", "DATASET_FILES", "LABEL_FREE", "LABEL_FREE_LOG", "EVALUATE_FILES", "GRID_AXES", "LABEL_FREE_RUN", "NOISE", "NOISE_FILES",
+    "NOISE_LOG", "RESULTS", "RUN", "RUN_LOG", "SUMMARY_KEYS", "TRAIN_FILES", "Cell", "fill", "format_rate", "served_cells",
 ]

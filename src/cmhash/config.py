@@ -117,6 +117,25 @@ def cells(cfg: dict[str, Any]) -> list[Cell]:
     return list(seen)
 
 
+def reads_labels(cfg: dict[str, Any], method: str, protocol: str) -> bool:
+    """Whether grid method ``method`` (a registered method or a named variant) reads training
+    labels under ``protocol`` (its ``needs()``); one that does not is label-free."""
+    from cmhash.methods import get_method
+
+    return get_method(cell_settings(cfg, method, "").get("variant_of", method)).needs(protocol).labels
+
+
+def training_cell(cfg: dict[str, Any], cell: Cell) -> Cell:
+    """The cell that trains ``cell``'s model: ``cell`` itself, or for a label-free method the
+    one cell it shares with every noise model and rate (:meth:`Cell.as_label_free`)."""
+    return cell if reads_labels(cfg, cell.method, cell.protocol) else cell.as_label_free()
+
+
+def training_cells(cfg: dict[str, Any]) -> list[Cell]:
+    """Every training job of the grid, each once, in the order of :func:`cells`."""
+    return list(dict.fromkeys(training_cell(cfg, c) for c in cells(cfg)))
+
+
 # Dataset keys that only the training stage reads (the data and feature stages never see them).
 TRAINING_ONLY_DATASET_KEYS = ("standardize_features",)
 

@@ -141,10 +141,16 @@ def read_dataset_splits(dataset_dir: str | Path):
 
 
 # -- training ---------------------------------------------------------------------------
-def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_dir: str | Path,
+def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_dir: str | Path | None,
                 out_dir: str | Path, tracking_uri: str | None = None) -> dict[str, Any]:
     """Train one cell and write ``codes/*.npy``, ``history.csv``, ``config.json`` and
-    ``train.json``; mirror parameters, per-epoch metrics and the config to MLflow."""
+    ``train.json``; mirror parameters, per-epoch metrics and the config to MLflow.
+
+    ``noise_dir`` None: a label-free cell (``cell.label_free``; its method reads no label). The
+    trainer is then handed the clean training labels with an empty corruption mask, which the
+    method never reads (its ``needs().labels`` is False); they reach only the trainer's logged
+    validation mAP, and a label-free method keeps its last epoch, so its result cannot depend
+    on any label."""
     import torch
 
     from cmhash.data import source_family
@@ -155,8 +161,14 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
     torch.set_num_threads(int(cfg.get("threads", 1)))
     out = Path(out_dir)
     dataset = read_dataset(dataset_dir)
-    noisy = load_npy(Path(noise_dir) / "noisy_labels.npy", ndim=2)
-    corrupted = load_npy(Path(noise_dir) / "corrupted.npy", ndim=1)
+    if noise_dir is None:
+        noisy = dataset.labels[dataset.splits.train]
+        corrupted = np.zeros(dataset.splits.train.size, dtype=bool)
+        noise_record: dict[str, Any] = {"model": cell.noise_model, "note": "label-free: no label is read"}
+    else:
+        noisy = load_npy(Path(noise_dir) / "noisy_labels.npy", ndim=2)
+        corrupted = load_npy(Path(noise_dir) / "corrupted.npy", ndim=1)
+        noise_record = load_json(Path(noise_dir) / "noise.json")
     chosen = cell_settings(cfg, cell.method, cell.dataset)
     standardize = chosen["standardize_features"]
     family = source_family(cfg["datasets"][cell.dataset]["source"])
@@ -167,6 +179,12 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
         log.warning("%s on %s (benchmark family %s): hyper-parameters %s not published for it, borrowed from "
                     "MIRFlickr-25K", cell.method, cell.dataset, family or "none", borrowed)
     cls = get_method(method)
+    if cls.needs(cell.protocol).labels == cell.label_free:
+        raise ConfigError(f"{cell.method} {'reads' if cell.label_free else 'reads no'} labels under {cell.protocol}: "
+                          f"its training cell must {'' if cell.label_free else 'not '}depend on the noise")
+    if cls.needs(cell.protocol).labels is False and hp.get("selection") == "best" and cell.protocol == "sound":
+        raise ConfigError(f"methods.{cell.method}.selection: a label-free method keeps its last epoch under "
+                          "`sound` (selection on labels would bring them back)")
     denominator = cls.paper_denominator if cell.protocol == "paper" else "skip"
     training = cfg.get("training") or {}
     settings = TrainSettings(method=method, hp=hp, noise_rate=cell.rate, bits=cell.bits, protocol=cell.protocol, seed=cell.seed,
@@ -175,7 +193,7 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
                              progress=training.get("progress", True), standardize=standardize)
     resolved = {"cell": cell.as_dict(), "needs": dataclasses.asdict(cls.needs(cell.protocol)), "variant_of": chosen.get("variant_of"), "family": family, "hparams": hp, "hparam_source": provenance, "borrowed": borrowed,
                 "denominator": denominator, "dataset": {"dir": str(dataset_dir), **_dataset_summary(dataset)},
-                "noise": load_json(Path(noise_dir) / "noise.json"), "settings": {
+                "noise": noise_record, "settings": {
                     "device": settings.device, "checkpoint_every": settings.checkpoint_every, "ties": settings.ties,
                     "standardize_features": standardize},
                 "experiment": cfg["experiment"], "git_commit": git_commit()}
@@ -296,8 +314,11 @@ def stage_evaluate(cfg: dict[str, Any], dataset_dir: str | Path, run_dir: str | 
     return metrics
 
 
-def collect_results(metric_files: list[str | Path]) -> list[dict[str, Any]]:
-    """One row per (cell, direction) from the runs' ``metrics.json`` + ``config.json``."""
+def collect_results(metric_files: list[str | Path], grid: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per (cell, direction) from the runs' ``metrics.json`` + ``config.json``; a
+    label-free run gives a row for every cell of ``grid`` it serves (:func:`cmhash.cell.served_cells`)."""
+    from cmhash.cell import served_cells
+
     rows = []
     for path in metric_files:
         path = Path(path)
@@ -305,7 +326,7 @@ def collect_results(metric_files: list[str | Path]) -> list[dict[str, Any]]:
         for direction, values in metrics["directions"].items():
             scalars = {k: v for k, v in values.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
             scalars.update({f"p@{n}": v for n, v in values.get("precision_at_n", {}).items()})
-            rows.append({**config["cell"], "direction": direction, **scalars})
+            rows += [{**cell, "direction": direction, **scalars} for cell in served_cells(config["cell"], grid)]
     return rows
 
 

@@ -55,6 +55,21 @@ rule train:
         "../scripts/train.py"
 
 
+# A method that reads no label (its needs().labels is False: UCCH, DJSRH, DGCPN) trains once
+# per (dataset, bits, seed, protocol), whatever the noise: no noise input, no noise wildcards.
+use rule train as train_label_free with:
+    input:
+        dataset=rules.assemble_dataset.output,
+        experiment=experiment_record(),
+    output:
+        codes=directory(f"{layout.LABEL_FREE_RUN}/codes"),
+        history=f"{layout.LABEL_FREE_RUN}/history.csv",
+        record=f"{layout.LABEL_FREE_RUN}/train.json",
+        config=f"{layout.LABEL_FREE_RUN}/config.json",
+    log:
+        layout.fill(layout.LABEL_FREE_LOG, stage="train"),
+
+
 rule evaluate:
     input:
         record=rules.train.output.record,
@@ -75,3 +90,16 @@ rule evaluate:
         runtime=lambda wildcards, attempt: 30 * attempt,
     script:
         "../scripts/evaluate.py"
+
+
+use rule evaluate as evaluate_label_free with:
+    input:
+        record=rules.train_label_free.output.record,
+        codes=rules.train_label_free.output.codes,
+        labels=rules.assemble_dataset.output.labels,
+        splits=rules.assemble_dataset.output.splits,
+    output:
+        metrics=f"{layout.LABEL_FREE_RUN}/metrics.json",
+        curves=f"{layout.LABEL_FREE_RUN}/curves.npz",
+    log:
+        layout.fill(layout.LABEL_FREE_LOG, stage="evaluate"),

@@ -21,11 +21,11 @@ from cmhash.methods.base import (
 from cmhash.methods.registry import METHODS, get_method, register, resolve_hparams
 
 __all__ = [
-    "CellNeeds",
            "CROSSMODAL",
            "FUSED",
            "METHODS",
            "Batch",
+           "CellNeeds",
            "HashingMethod",
            "Selection",
            "TrainView",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -30,7 +31,8 @@ def write_report(metric_files: list[str | Path], csv_path: str | Path, tables_pa
                  figure_pdf: str | Path, figure_png: str | Path, figure_bits: int | None = None,
                  published_csv: str | Path | None = None, dataset_sources: dict[str, str] | None = None,
                  delta_csv: str | Path | None = None, delta_tex: str | Path | None = None,
-                 figures: Mapping[str, FigurePaths] | None = None) -> pd.DataFrame:
+                 figures: Mapping[str, FigurePaths] | None = None,
+                 grid: list[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Collect every cell's metrics, curves and diagnostics (read beside each ``metrics.json``)
     and write the CSV, the LaTeX tables and the figures, and, given the published results, the
     table and figure of ours minus published.
@@ -38,15 +40,19 @@ def write_report(metric_files: list[str | Path], csv_path: str | Path, tables_pa
     ``figure_pdf``/``figure_png`` are the mAP-against-noise figure's paths; ``figures`` maps
     other names of ``FIGURES`` to their (PDF, PNG) paths, which default to ``figure_paths``
     of the mAP figure's folder. Figures are drawn at ``figure_bits`` (default: the largest run).
+    ``grid``: the grid's cells (dicts), over which a label-free run is expanded (one flat line
+    over the noise); without it each run stands for its own cell.
     """
     paths: dict[str, FigurePaths] = {**figure_paths(Path(figure_pdf).parent),
                                      "map_vs_noise": (figure_pdf, figure_png), **(figures or {})}
-    results = pd.DataFrame(collect_results(metric_files))
+    results = pd.DataFrame(collect_results(metric_files, grid))
+    if "label_free" in results:
+        results["label_free"] = results["label_free"].eq(True)  # NaN (a label-reading cell) -> False
     with atomic_path(csv_path, suffix=".csv") as tmp:
         results.to_csv(tmp, index=False)
     save_text(tables_path, latex_document(latex_table(results)))
     fig.map_vs_noise(results, *paths["map_vs_noise"], bits=figure_bits)
-    precision_at_n, pr = load_curves(metric_files)
+    precision_at_n, pr = load_curves(metric_files, grid)
     fig.precision_at_n(precision_at_n, *paths["precision_at_n"], bits=figure_bits)
     fig.pr_curves(pr, *paths["pr_curves"], bits=figure_bits)
     fig.selection_diagnostics(load_diagnostics(metric_files), *paths["selection_diagnostics"], bits=figure_bits)

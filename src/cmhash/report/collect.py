@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cmhash import diagnostics
-from cmhash.cell import COLUMNS
+from cmhash.cell import COLUMNS, served_cells
 from cmhash.errors import DataError
 from cmhash.io import load_json
 
@@ -23,11 +23,14 @@ from cmhash.io import load_json
 CELL_COLUMNS = list(COLUMNS)
 
 
-def _cells(metric_files: Iterable[str | Path]) -> Iterable[tuple[dict[str, Any], Path]]:
-    """Each run's cell and folder, from the paths of its ``metrics.json``."""
+def _cells(metric_files: Iterable[str | Path], grid: list[dict[str, Any]] | None = None
+           ) -> Iterable[tuple[dict[str, Any], Path]]:
+    """Each run's cell and folder, from the paths of its ``metrics.json``; a label-free run once
+    for every cell of ``grid`` it serves (:func:`cmhash.cell.served_cells`)."""
     for path in metric_files:
         run = Path(path).parent
-        yield load_json(run / "config.json")["cell"], run
+        for cell in served_cells(load_json(run / "config.json")["cell"], grid):
+            yield {k: cell[k] for k in CELL_COLUMNS}, run
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -40,7 +43,8 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
 
 
-def load_curves(metric_files: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_curves(metric_files: Iterable[str | Path], grid: list[dict[str, Any]] | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Precision@N and precision-recall curves of every cell and direction.
 
     Returns ``(precision_at_n, pr)``: the first with columns cell + ``direction, n, precision``,
@@ -49,7 +53,7 @@ def load_curves(metric_files: Iterable[str | Path]) -> tuple[pd.DataFrame, pd.Da
     out, as they are placeholders (0, 0), not measurements.
     """
     pn_parts, pr_parts = [], []
-    for cell, run in _cells(metric_files):
+    for cell, run in _cells(metric_files, grid):
         curves = _load_npz(run / "curves.npz")
         directions = sorted({key.split("/", 1)[0] for key in curves})
         for direction in directions:

@@ -26,13 +26,15 @@ def summarise(results: pd.DataFrame, value: str = "map") -> pd.DataFrame:
 def latex_table(results: pd.DataFrame, value: str = "map", caption: str = "mAP@all") -> str:
     """The LaTeX source of every block (one ``table`` per dataset and direction)."""
     summary = summarise(results, value)
+    label_free = set(results.loc[results["label_free"], "method"]) if "label_free" in results else set()
     blocks = []
     for (dataset, direction, noise_model), block in summary.groupby(["dataset", "direction", "noise_model"], sort=True):
-        blocks.append(_block(block, dataset, direction, noise_model, caption))
+        blocks.append(_block(block, dataset, direction, noise_model, caption, label_free))
     return "\n".join(blocks)
 
 
-def _block(block: pd.DataFrame, dataset: str, direction: str, noise_model: str, caption: str) -> str:
+def _block(block: pd.DataFrame, dataset: str, direction: str, noise_model: str, caption: str,
+           label_free: set[str] = frozenset()) -> str:
     rates = sorted(block["rate"].unique())
     bits = sorted(block["bits"].unique())
     rows = sorted({(m, p) for m, p in zip(block["method"], block["protocol"])})
@@ -53,7 +55,9 @@ def _block(block: pd.DataFrame, dataset: str, direction: str, noise_model: str, 
     cmid = " ".join(rf"\cmidrule(lr){{{3 + i * len(bits)}-{2 + (i + 1) * len(bits)}}}" for i in range(len(rates)))
     head2 = " & ".join(["", ""] + [f"{b} bits" for _ in rates for b in bits]) + r" \\"
     lines = [r"\begin{table}[t]", r"\centering", r"\small",
-             rf"\caption{{{_escape(caption)} on {_escape(dataset)}, {DIRECTION_NAMES.get(direction, _escape(direction))}, noise model {_escape(noise_model)}.}}",
+             rf"\caption{{{_escape(caption)} on {_escape(dataset)}, {DIRECTION_NAMES.get(direction, _escape(direction))}, noise model {_escape(noise_model)}."
+             + (r" $^\dagger$: label-free, trained once and the same at every noise rate." if label_free & {m for m, _ in rows} else "")
+             + "}",
              rf"\label{{tab:{dataset}-{direction}-{noise_model}}}".replace("_", "-"),
              rf"\begin{{tabular}}{{{spec}}}", r"\toprule", head1, cmid, head2, r"\midrule"]
     for row in rows:
@@ -71,7 +75,8 @@ def _block(block: pd.DataFrame, dataset: str, direction: str, noise_model: str, 
             if n > 1 and np.isfinite(std):
                 text += rf"\,{{\scriptsize$\pm${std:.3f}}}"
             cells.append(text)
-        lines.append(" & ".join([_escape(row[0]), _escape(row[1])] + cells) + r" \\")
+        name = _escape(row[0]) + (r"$^\dagger$" if row[0] in label_free else "")
+        lines.append(" & ".join([name, _escape(row[1])] + cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(lines)
 
