@@ -192,6 +192,7 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
             tracker.log_params({**{k: v for k, v in cell.as_dict().items()}, **{f"hp.{k}": v for k, v in hp.items()},
                                 "borrowed": ",".join(borrowed) or "none", "standardize_features": standardize})
             tracker.set_tags({**cell.as_dict(), "git_commit": resolved["git_commit"], "task": cls.task})
+            tracker.log_dataset(**_dataset_input(cell, dataset, noisy, dataset_dir, noise_dir))
             tracker.log_artifact(out / "config.json")
         if tracker.run_id:
             save_json(run_file, {"run_id": tracker.run_id, "tracking_uri": tracking_uri})
@@ -220,7 +221,19 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
 
 
 def _run_name(cell: Cell) -> str:
-    return f"{cell.dataset}/{cell.method}/{cell.noise_model}-{cell.rate_str}/{cell.bits}b/s{cell.seed}/{cell.protocol}"
+    """E.g. ``scbch nrch-0.5 sound 64b s0 embedded``: what tells a grid's cells apart comes first, so
+    the MLflow runs table's default column width still shows method, noise and protocol."""
+    return f"{cell.method} {cell.noise_model}-{cell.rate_str} {cell.protocol} {cell.bits}b s{cell.seed} {cell.dataset}"
+
+
+def _dataset_input(cell: Cell, ds: Dataset, noisy: np.ndarray, dataset_dir: str | Path,
+                   noise_dir: str | Path) -> dict[str, Any]:
+    """What a cell trains on, as RunTracker.log_dataset takes it: the training rows' features,
+    their noisy labels (whose file's checksum is the digest) and the source files' checksums."""
+    train = ds.splits.train
+    return {"name": f"{cell.dataset}/{cell.noise_model}-{cell.rate_str}/seed{cell.seed}", "source": dataset_dir,
+            "features": {"image": ds.image[train], "text": ds.text[train]}, "targets": noisy,
+            "targets_file": Path(noise_dir) / "noisy_labels.npy", "source_files": ds.meta.get("source_files") or {}}
 
 
 def _dataset_summary(ds: Dataset) -> dict[str, Any]:
