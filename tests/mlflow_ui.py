@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     if info is None:
         sys.exit(f"{uri}: no experiment {args.experiment!r}; run the workflow first")
     names = sorted(r["run_name"] for r in find_runs(uri, args.experiment))
-    print(screenshot_runs_table(uri, info["experiment_id"], names, args.out))
+    height = max(800, 500 + 36 * len(names))  # every run on screen
+    print(screenshot_runs_table(uri, info["experiment_id"], names, args.out, height=height))
 
 
 if __name__ == "__main__":
