@@ -7,4 +7,4 @@ export PATH="$PWD/.venv/bin:$PATH"
 snakemake --cores "${CORES:-2}" --resources gpu="${GPUS:-1}" --configfile config/demo.yaml "$@"
 echo
 echo "Results: results/report/tables.tex, results/report/map_vs_noise.png, results/report/results.csv"
-echo "Browse:  .venv/bin/mlflow ui --backend-store-uri sqlite:///results/mlflow.db"
+echo "Browse:  bash scripts/mlflow_ui.sh   (mlflow ui on results/mlflow.db; prints the runs table's link)"

@@ -99,6 +99,38 @@ def test_mlflow_has_one_complete_run_per_cell(workflow_run):
         assert "loss/total" in run["metrics"] and "i2t/map" in run["metrics"]
 
 
+def test_mlflow_ui_shows_every_cell_in_a_browser(workflow_run, tmp_path):
+    """`mlflow ui` on the store, opened in a headless Debian chromium: cmhash's link opens the
+    runs table (not the GenAI view) listing every cell with its dataset and headline mAP
+    columns; a run's page shows its parameters, metrics and dataset."""
+    from cmhash.tracking import experiment_info, find_runs
+    from tests import mlflow_ui
+
+    missing = mlflow_ui.browser_missing()
+    if missing:
+        pytest.skip(missing)
+    work, _ = workflow_run
+    cfg = yaml.safe_load((work / "config/test.yaml").read_text())
+    uri = f"sqlite:///{work / 'results/mlflow.db'}"
+    experiment_id = experiment_info(uri, cfg["experiment"])["experiment_id"]
+    runs = sorted(find_runs(uri, cfg["experiment"]), key=lambda r: r["run_name"])
+    names = [r["run_name"] for r in runs]
+    assert len(names) == len(cells(cfg))
+    with mlflow_ui.mlflow_ui(uri) as base, mlflow_ui.chromium() as driver:
+        datasets = sorted({f"{d['name']} ({d['digest']})" for r in runs for d in r["datasets"]})
+        page = mlflow_ui.open_runs_table(driver, base, experiment_id, [*names, *datasets, "i2t/map", "t2i/map"])
+        assert "Judges" not in page and "Sessions" not in page  # the model-training sidebar, not GenAI's
+        mlflow_ui.close_assistant(driver)
+        driver.save_screenshot(str(tmp_path / "runs.png"))
+        assert (tmp_path / "runs.png").stat().st_size > 10_000
+        run = runs[0]
+        dataset = run["datasets"][0]
+        page = mlflow_ui.open_run(driver, run["run_name"], [
+            f"Parameters ({len(run['params'])})", f"Metrics ({len(run['metrics'])})",
+            f"{dataset['name']} ({dataset['digest']})", "i2t/map", "hp.epochs", "protocol"])
+        assert run["run_id"] in page
+
+
 def test_html_report_holds_every_figure_and_table_with_its_caption(workflow_run):
     work, _ = workflow_run
     snakemake(work, "--report", "report.html")

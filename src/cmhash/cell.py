@@ -117,9 +117,12 @@ class Cell:
 
     @property
     def name(self) -> str:
-        """A short, readable name of the cell (MLflow run names, progress lines)."""
+        """A short, readable name of the cell, e.g. ``scbch nrch-0.5 sound 64b s0 embedded``: what
+        tells a grid's cells apart comes first, so the MLflow runs table's default column width
+        still shows method, noise and protocol."""
         w = self.wildcards
-        return f"{w['dataset']}/{w['method']}/{w['noise_model']}-{w['rate']}/{w['bits']}b/s{w['seed']}/{w['protocol']}"
+        noise = LABEL_FREE if self.label_free else f"{w['noise_model']}-{w['rate']}"
+        return f"{w['method']} {noise} {w['protocol']} {w['bits']}b s{w['seed']} {w['dataset']}"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -212,6 +212,7 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
                                 "borrowed": ",".join(borrowed) or "none", "standardize_features": standardize,
                                 "family": family or "none", "variant_of": chosen.get("variant_of", "none"), "input_checksums": _checksum_summary(dataset.meta, resolved["noise"])})
             tracker.set_tags({**cell.as_dict(), "git_commit": resolved["git_commit"], "task": cls.task})
+            tracker.log_dataset(**_dataset_input(cell, dataset, noisy, dataset_dir, noise_dir))
             tracker.log_artifact(out / "config.json")
         if tracker.run_id:
             save_json(run_file, {"run_id": tracker.run_id, "tracking_uri": tracking_uri})
@@ -246,6 +247,16 @@ def _checksum_summary(meta: dict[str, Any], noise: dict[str, Any]) -> str:
     if noise.get("checksum"):
         records[Path(noise["file"]).name] = noise["checksum"]
     return ",".join(f"{name}:{r['status']}" for name, r in sorted(records.items())) or "none"
+
+
+def _dataset_input(cell: Cell, ds: Dataset, noisy: np.ndarray, dataset_dir: str | Path,
+                   noise_dir: str | Path | None) -> dict[str, Any]:
+    """What a cell trains on, as RunTracker.log_dataset takes it: the training rows' features,
+    their noisy labels (whose file's checksum is the digest) and the source files' checksums."""
+    train = ds.splits.train
+    return {"name": f"{cell.dataset}/{cell.noise_model}-{cell.rate_str}/seed{cell.seed}", "source": dataset_dir,
+            "features": {"image": ds.image[train], "text": ds.text[train]}, "targets": noisy,
+            "targets_file": None if noise_dir is None else Path(noise_dir) / "noisy_labels.npy", "source_files": ds.meta.get("source_files") or {}}
 
 
 def _dataset_summary(ds: Dataset) -> dict[str, Any]:
