@@ -461,3 +461,35 @@ def test_paper_tables_compile_with_pdflatex(tmp_path):
                               capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stdout[-3000:]
     assert (tmp_path / "p.pdf").stat().st_size > 1000
+
+
+def test_the_demo_report_holds_mirflickrs_table_marked_not_comparable(tmp_path):
+    """config/demo.yaml's grid (embedded data: family None) through write_report."""
+    from cmhash.config import cells, load_and_check
+
+    cfg = load_and_check(REPO / "config" / "demo.yaml")
+    files = []
+    for cell in cells(cfg):
+        run = tmp_path / cell.run_dir
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"cell": cell.as_dict()}))
+        directions = ("fused",) if cell.method == "dcgmh" else ("i2t", "t2i")
+        (run / "metrics.json").write_text(json.dumps({"directions": {d: {"map": 0.6} for d in directions}}))
+        np.savez(run / "curves.npz", **{f"{d}/{k}": np.arange(3) for d in directions
+                                        for k in ("precision_at_n/n", "precision_at_n/precision", "pr/radius",
+                                                  "pr/precision", "pr/recall", "pr/n_queries")})
+        pd.DataFrame({"epoch": [0]}).to_csv(run / "history.csv", index=False)
+        files.append(run / "metrics.json")
+    out = tmp_path / "report"
+    write_report(files, out / "results.csv", out / "tables.tex", out / "m.pdf", out / "m.png",
+                 published_csv=PUBLISHED, dataset_sources={n: d["source"] for n, d in cfg["datasets"].items()},
+                 paper_csv=out / "paper.csv", paper_tex=out / "paper.tex")
+    paper = pd.read_csv(out / "paper.csv")
+    assert set(paper.dataset) == {"embedded"} and set(paper.layout) == {"mirflickr25k"} and not paper.comparable.any()
+    status = paper.groupby("row", sort=False)["status"].first()
+    assert status.to_dict() == {**{n: NOT_RUN for n in dict.fromkeys(load_published(PUBLISHED).method) if n != "NRCH"},
+                                "NRCH": RUN, "baseline": OURS_ONLY, "scbch": OURS_ONLY}
+    assert paper[(paper.row == "NRCH") & (paper.bits == 64)].paper_n.eq(1).all()
+    assert paper[["paper_delta", "sound_delta"]].isna().all().all()
+    tex = (out / "paper.tex").read_text()
+    assert "NOT COMPARABLE: embedded (source embedded) is no published benchmark; it borrows the MIRFlickr-25K" in tex
