@@ -19,7 +19,30 @@ from cmhash.report.figures import (
     precision_at_n,
     selection_diagnostics,
 )
-from cmhash.report.published import MISSING, delta_latex, delta_table, load_published
+from cmhash.report.paper_table import (
+    COLUMNS,
+    NOT_RUN,
+    OURS_ONLY,
+    RUN,
+    paper_table_latex,
+    paper_tables,
+    paper_tables_frame,
+    paper_tables_latex,
+    without_table,
+)
+from cmhash.report.published import (
+    MISSING,
+    NO_PUBLIC_CODE,
+    NOT_IMPLEMENTED,
+    NOT_IN_GRID,
+    NOT_RUNNABLE,
+    PUBLISHED_ELSEWHERE,
+    PUBLISHED_METHOD,
+    delta_latex,
+    delta_table,
+    load_published,
+    published_name,
+)
 from cmhash.report.tables import latex_document, latex_table
 from tests.helpers import REPO
 
@@ -87,6 +110,10 @@ def test_delta_to_published_numbers():
     # no SCBCH row in the published table: kept and marked, not dropped
     scbch = delta[delta.method == "scbch"]
     assert len(scbch) == 4 and scbch.published.isna().all() and (scbch.source == MISSING).all()
+    # the baseline is ours, not DCMH (dcmh is): no published figure
+    assert delta[delta.method == "baseline"].published.isna().all()
+    dcmh = delta_table(results.replace({"method": {"baseline": "dcmh"}}), published, {"mirflickr25k": "mirflickr25k"})
+    assert dcmh[dcmh.method == "dcmh"].source.str.contains("NRCH").all()
     # a dataset without a published counterpart (the demo's) marks every cell
     demo = delta_table(results.assign(dataset="embedded"), published, {"embedded": "embedded"})
     assert demo.published.isna().all()
@@ -234,8 +261,8 @@ def test_delta_figure(tmp_path):
     delta = delta_table(results_fixture(), published, {"mirflickr25k": "mirflickr25k"})
     data = delta_to_published(delta, tmp_path / "x.pdf", tmp_path / "x.png")
     assert_figure(tmp_path / "x.pdf", tmp_path / "x.png")
-    # only cells with a published counterpart (no SCBCH row is published), a bar per bits
-    assert set(data.method) == {"baseline", "nrch"} and data.delta.notna().all()
+    # only cells with a published counterpart (no SCBCH row is published, the baseline is not DCMH), a bar per bits
+    assert set(data.method) == {"nrch"} and data.delta.notna().all()
     assert len(data) == delta.delta.notna().sum() and set(data.bits) == {"16", "64"}
     # nothing to compare (the demo's data set): still a figure
     empty = delta_table(results_fixture().assign(dataset="embedded"), published, {"embedded": "embedded"})
@@ -245,12 +272,13 @@ def test_delta_figure(tmp_path):
 
 def test_write_report_writes_every_figure(tmp_path):
     out = tmp_path / "report"
-    results = write_report(write_runs(tmp_path), out / "results.csv", out / "tables.tex", out / "map_vs_noise.pdf",
-                           out / "map_vs_noise.png", figure_bits=16,
+    results = write_report(write_runs(tmp_path, methods=("dcmh", "nrch")), out / "results.csv", out / "tables.tex",
+                           out / "map_vs_noise.pdf", out / "map_vs_noise.png", figure_bits=16,
                            published_csv=REPO / "config" / "published_results.csv",
                            dataset_sources={"mirflickr25k": "mirflickr25k"},
                            delta_csv=out / "delta.csv", delta_tex=out / "delta.tex",
-                           figures={"pr_curves": (tmp_path / "pr.pdf", tmp_path / "pr.png")})
+                           figures={"pr_curves": (tmp_path / "pr.pdf", tmp_path / "pr.png")},
+                           paper_csv=out / "paper.csv", paper_tex=out / "paper.tex")
     assert len(results) == 2 * 32
     for name in FIGURES:
         pdf, png = (tmp_path / "pr.pdf", tmp_path / "pr.png") if name == "pr_curves" else \
@@ -258,3 +286,210 @@ def test_write_report_writes_every_figure(tmp_path):
         assert_figure(pdf, png)
     assert not (out / "pr_curves.png").exists()
     assert (out / "delta.csv").is_file() and r"\toprule" in (out / "delta.tex").read_text()
+
+    # the paper table: two of the published table's methods run, its other ten rows published-only
+    paper = pd.read_csv(out / "paper.csv")
+    status = paper.groupby("row", sort=False)["status"].first()
+    assert len(status) == 12 and set(status[status == RUN].index) == {"DCMH", "NRCH"}
+    assert (status == NOT_RUN).sum() == 10
+    cell = paper[(paper.row == "NRCH") & (paper.direction == "t2i") & (paper.rate == 0.5) & (paper.bits == 64)].iloc[0]
+    assert cell.sound_n == 2 and cell.sound_mean == pytest.approx(np.mean(
+        [pn_value(Cell("mirflickr25k", "nrch", "nrch", 0.5, 64, s, "sound"), "t2i", 50) for s in (0, 1)]))
+    assert cell.sound_delta == pytest.approx(cell.sound_mean - cell.published)
+    tex = (out / "paper.tex").read_text()
+    assert tex.count(r"\begin{longtable}") == 1 and r"\usepackage{longtable}" in tex and r"\caption{" in tex
+
+
+# -- the published table whole, ours beside it ---------------------------------------------------
+PUBLISHED = REPO / "config" / "published_results.csv"
+
+
+def test_every_published_method_maps_or_says_why_not():
+    """One mapping, checked against the published table's names: a typo on either side would
+    leave a published row 'not run here' and our runs in a row of their own."""
+    from cmhash.methods import METHODS
+
+    names = set(load_published(PUBLISHED)["method"])
+    mapped = set(PUBLISHED_METHOD.values())
+    assert set(PUBLISHED_METHOD) <= set(METHODS)  # our side: registered methods
+    assert mapped <= names | PUBLISHED_ELSEWHERE  # their side: the published names
+    assert names == (mapped & names) | set(NOT_RUNNABLE) and not mapped & set(NOT_RUNNABLE)
+    assert {published_name(m) for m in ("dcmh", "ucch", "djsrh", "dgcpn", "nrch")} == \
+        {"DCMH", "UCCH", "DJSRH", "DGCPN", "NRCH"}
+    assert published_name("baseline") is None and published_name("scbch_code_weights") is None
+    assert {n for n, r in NOT_RUNNABLE.items() if r == NO_PUBLIC_CODE} == {"ADAH", "CPAH", "PIP", "CMMQ", "MIAN", "LtCMH"}
+
+
+def test_readme_lists_the_rows_cmhash_cannot_run():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Rows of the published table cmhash cannot run"):]
+    section = section[:section.index("\n#")]
+    for name, reason in NOT_RUNNABLE.items():
+        assert re.search(rf"\b{re.escape(name)}\b.*{re.escape(reason)}", section), name
+
+
+def grid_results(methods=("dcmh", "ucch"), dataset="mirflickr25k", noise_model="nrch") -> pd.DataFrame:
+    """A tiny grid's results frame: ``methods`` at two rates, two bit lengths, two seeds, both
+    protocols and directions, plus a rate and a bit length the published table does not have."""
+    rows = []
+    for k, method in enumerate(methods):
+        for protocol in ("paper", "sound"):
+            for rate in (0.0, 0.2, 0.8):
+                for bits in (8, 16, 64):
+                    for seed in (0, 1):
+                        for direction in ("i2t", "t2i", "fused"):
+                            value = 0.5 + k / 10 + rate / 100 + bits / 1000 + seed / 100 + (protocol == "sound") / 50
+                            rows.append({"dataset": dataset, "direction": direction, "method": method,
+                                         "protocol": protocol, "noise_model": noise_model, "rate": rate, "bits": bits,
+                                         "seed": seed, "map": value})
+    return pd.DataFrame(rows)
+
+
+def test_two_methods_give_a_table_whose_other_ten_rows_are_published_only():
+    published = load_published(PUBLISHED)
+    [table] = paper_tables(grid_results(), published, {"mirflickr25k": "mirflickr25k"})
+    frame = table.frame
+    assert list(frame.columns) == COLUMNS and table.comparable and table.layout == "mirflickr25k"
+    mir = published[published.dataset == "mirflickr25k"]
+    # every published cell of the MIRFlickr table, in the paper's row order, and nothing else
+    assert list(dict.fromkeys(frame.row)) == list(dict.fromkeys(mir.method))
+    assert len(frame) == len(mir) == 12 * 2 * 3 * 4
+    merged = frame.merge(mir.rename(columns={"method": "row", "noise": "rate", "map": "pub"}),
+                         on=["row", "direction", "rate", "bits"])
+    assert len(merged) == len(frame) and (merged.published == merged.pub).all()
+    rows = frame.groupby("row", sort=False)[["status", "reason", "method"]].first()
+    assert set(rows[rows.status == RUN].index) == {"DCMH", "UCCH"}
+    assert rows.loc["DCMH", "method"] == "dcmh" and rows.loc["UCCH", "method"] == "ucch"
+    others = rows[rows.status == NOT_RUN]
+    assert len(others) == 10
+    assert others.reason.to_dict() == {"DJSRH": NOT_IN_GRID, "DGCPN": NOT_IN_GRID, "ADAH": NO_PUBLIC_CODE,
+                                       "CPAH": NO_PUBLIC_CODE, "PIP": NO_PUBLIC_CODE, "CMMQ": NO_PUBLIC_CODE,
+                                       "DCHUC": NOT_IMPLEMENTED, "MIAN": NO_PUBLIC_CODE, "LtCMH": NO_PUBLIC_CODE,
+                                       "NRCH": NOT_IN_GRID}
+    assert frame[frame.status == NOT_RUN][["paper_n", "sound_n"]].eq(0).all().all()
+    assert frame[frame.status == NOT_RUN][["paper_mean", "sound_delta"]].isna().all().all()
+    # ours where run: mean, std and n over the seeds, and ours minus published, per protocol
+    cell = frame[(frame.row == "UCCH") & (frame.direction == "i2t") & (frame.rate == 0.2) & (frame.bits == 16)].iloc[0]
+    expected = [0.6 + 0.002 + 0.016 + s / 100 + 0.02 for s in (0, 1)]
+    assert cell.sound_mean == pytest.approx(np.mean(expected)) and cell.sound_std == pytest.approx(np.std(expected, ddof=1))
+    assert cell.sound_n == 2 and cell.paper_n == 2
+    assert cell.sound_delta == pytest.approx(cell.sound_mean - cell.published)
+    assert cell.paper_delta == pytest.approx(cell.paper_mean - cell.published)
+    # published cells the grid did not run (noise 0.5, 32 and 128 bits): the published figure alone
+    unrun = frame[(frame.row == "UCCH") & ((frame.rate == 0.5) | frame.bits.isin([32, 128]))]
+    assert unrun.published.notna().all() and (unrun.paper_n == 0).all() and unrun.paper_delta.isna().all()
+    assert (frame.paper_n > 0).sum() == 2 * 2 * 2 * 2  # 2 methods x 2 directions x 2 rates x 2 bits
+
+
+def test_the_baseline_and_a_variant_are_rows_of_their_own():
+    published = load_published(PUBLISHED)
+    results = grid_results(methods=("nrch", "baseline", "nrch_light"))
+    [table] = paper_tables(results, published, {"mirflickr25k": "mirflickr25k"})
+    rows = table.frame.groupby("row", sort=False)[["status", "reason"]].first()
+    assert list(rows.index[-2:]) == ["baseline", "nrch_light"]  # after the published rows
+    assert (rows.loc[["baseline", "nrch_light"], "status"] == OURS_ONLY).all()
+    assert (rows.loc[["baseline", "nrch_light"], "reason"] == MISSING).all()
+    assert rows.loc["DCMH", "status"] == NOT_RUN and rows.loc["NRCH", "status"] == RUN
+    assert table.frame[table.frame.row == "baseline"].published.isna().all()
+    tex = paper_table_latex(table)
+    assert "nrch\\_light & ours, paper (n=2)" in tex and "baseline & published" not in tex
+
+
+def test_a_method_run_only_under_another_noise_model_says_so():
+    published = load_published(PUBLISHED)
+    results = pd.concat([grid_results(methods=("nrch",)), grid_results(methods=("dcmh",), noise_model="sym")])
+    [table] = paper_tables(results, published, {"mirflickr25k": "mirflickr25k"})
+    dcmh = table.frame[table.frame.row == "DCMH"]
+    assert (dcmh.status == NOT_RUN).all() and "only under noise model sym" in dcmh.reason.iloc[0]
+    assert r"DCMH$^{*}$" in paper_table_latex(table)
+
+
+def test_the_demo_borrows_mirflickr_and_is_marked_not_comparable():
+    published = load_published(PUBLISHED)
+    results = grid_results(methods=("nrch", "baseline"), dataset="embedded")
+    [table] = paper_tables(results, published, {"embedded": "embedded"})
+    assert table.layout == "mirflickr25k" and not table.comparable and "NOT COMPARABLE" in table.note
+    frame = table.frame
+    assert (frame.note == table.note).all() and not frame.comparable.any()
+    assert frame[frame.row == "NRCH"].paper_n.max() == 2  # ours shown beside the borrowed figures
+    assert frame[["paper_delta", "sound_delta"]].isna().all().all()  # but never subtracted
+    tex = paper_table_latex(table)
+    assert r"\caption{\textbf{NOT COMPARABLE: embedded (source embedded)" in tex and "MIRFlickr-25K layout" in tex
+    assert r"$\Delta$" not in tex.split(r"\endlastfoot")[1]
+
+
+def test_a_dataset_no_published_table_holds_gets_a_sentence_not_a_table():
+    published = load_published(PUBLISHED)
+    results = pd.concat([grid_results(dataset="wiki"), grid_results(dataset="mir")])
+    sources = {"wiki": "wikipedia", "mir": "mirflickr25k_ucch"}
+    tables = paper_tables(results, published, sources)
+    assert [t.dataset for t in tables] == ["mir"]
+    [sentence] = without_table(results, tables, sources)
+    assert "wiki" in sentence and "wikipedia" in sentence
+    assert sentence.replace("_", "\\_") in paper_tables_latex(tables, [sentence])
+    assert len(paper_tables_frame(tables)) == 12 * 24
+    assert list(paper_tables_frame([]).columns) == COLUMNS
+
+
+def paper_document() -> str:
+    published = load_published(PUBLISHED)
+    results = pd.concat([grid_results(), grid_results(methods=("nrch", "baseline"), dataset="embedded")])
+    tables = paper_tables(results, published, {"mirflickr25k": "mirflickr25k", "embedded": "embedded"})
+    return latex_document(paper_tables_latex(tables))
+
+
+def test_paper_tables_structure():
+    doc = paper_document()
+    for env in ("document", "longtable"):
+        assert doc.count(rf"\begin{{{env}}}") == doc.count(rf"\end{{{env}}}")
+    assert doc.count(r"\begin{longtable}") == doc.count(r"\caption{") == 2
+    assert doc.count(r"\begingroup") == doc.count(r"\endgroup") == 2
+    for package in ("booktabs", "multirow", "longtable"):
+        assert rf"\usepackage{{{package}}}" in doc
+    assert doc.count(r"\toprule") == doc.count(r"\bottomrule") * 2 == 4  # the header repeats on each page
+    body = [line for line in doc.splitlines() if line.endswith(r"\\") and not line.startswith((r"\multicolumn{14}", r"\caption"))]
+    assert body and all(line.count(" & ") == 2 + 12 - 1 for line in body if not line.startswith("Method"))
+    assert all(line.count("{") == line.count("}") for line in doc.splitlines())
+    assert doc.count(r"\textit{Image $\rightarrow$ Text}") == doc.count(r"\textit{Text $\rightarrow$ Image}") == 2
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine (pdflatex) installed: structural check only")
+def test_paper_tables_compile_with_pdflatex(tmp_path):
+    (tmp_path / "p.tex").write_text(paper_document())
+    for _ in range(2):  # longtable settles its column widths on the second pass
+        proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "p.tex"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "p.pdf").stat().st_size > 1000
+
+
+def test_the_demo_report_holds_mirflickrs_table_marked_not_comparable(tmp_path):
+    """config/demo.yaml's grid (embedded data: family None) through write_report."""
+    from cmhash.config import cells, load_and_check
+
+    cfg = load_and_check(REPO / "config" / "demo.yaml")
+    files = []
+    for cell in cells(cfg):
+        run = tmp_path / cell.run_dir
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"cell": cell.as_dict()}))
+        directions = ("fused",) if cell.method == "dcgmh" else ("i2t", "t2i")
+        (run / "metrics.json").write_text(json.dumps({"directions": {d: {"map": 0.6} for d in directions}}))
+        np.savez(run / "curves.npz", **{f"{d}/{k}": np.arange(3) for d in directions
+                                        for k in ("precision_at_n/n", "precision_at_n/precision", "pr/radius",
+                                                  "pr/precision", "pr/recall", "pr/n_queries")})
+        pd.DataFrame({"epoch": [0]}).to_csv(run / "history.csv", index=False)
+        files.append(run / "metrics.json")
+    out = tmp_path / "report"
+    write_report(files, out / "results.csv", out / "tables.tex", out / "m.pdf", out / "m.png",
+                 published_csv=PUBLISHED, dataset_sources={n: d["source"] for n, d in cfg["datasets"].items()},
+                 paper_csv=out / "paper.csv", paper_tex=out / "paper.tex")
+    paper = pd.read_csv(out / "paper.csv")
+    assert set(paper.dataset) == {"embedded"} and set(paper.layout) == {"mirflickr25k"} and not paper.comparable.any()
+    status = paper.groupby("row", sort=False)["status"].first()
+    assert status.to_dict() == {**{n: NOT_RUN for n in dict.fromkeys(load_published(PUBLISHED).method) if n != "NRCH"},
+                                "NRCH": RUN, "baseline": OURS_ONLY, "scbch": OURS_ONLY}
+    assert paper[(paper.row == "NRCH") & (paper.bits == 64)].paper_n.eq(1).all()
+    assert paper[["paper_delta", "sound_delta"]].isna().all().all()
+    tex = (out / "paper.tex").read_text()
+    assert "NOT COMPARABLE: embedded (source embedded) is no published benchmark; it borrows the MIRFlickr-25K" in tex

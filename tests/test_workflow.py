@@ -79,6 +79,13 @@ def test_every_output_exists_and_is_consistent(workflow_run):
         assert (work / f"results/report/{name}.pdf").read_bytes()[:4] == b"%PDF"
     results = pd.read_csv(work / "results/report/results.csv")
     assert len(results) == 2 * len(cells(cfg))
+    # the paper table: NRCH's MIRFlickr table whole (embedded borrows its layout), the baseline a row of its own
+    paper = pd.read_csv(work / "results/report/paper_tables.csv")
+    status = paper.groupby("row", sort=False)["status"].first()
+    assert len(status) == 13 and (status.iloc[:12] == "not run here").all() and status["baseline"] == "ours only"
+    assert set(paper.layout) == {"mirflickr25k"} and not paper.comparable.any()
+    assert (paper[(paper.row == "baseline") & (paper.rate == 0.5) & (paper.bits == 16)].paper_n == 1).all()
+    assert "NOT COMPARABLE" in (work / "results/report/paper_tables.tex").read_text()
 
 
 def test_mlflow_has_one_complete_run_per_cell(workflow_run):
@@ -140,8 +147,11 @@ def test_html_report_holds_every_figure_and_table_with_its_caption(workflow_run)
         caption = (work / "workflow/report" / f"{name}.rst").read_text().replace("\\@", "@")  # rst escape
         first_words = " ".join(caption.split()[:4])
         assert first_words in page, name
-    for table in ("results.csv", "tables.tex", "delta_published.csv", "delta_published.tex"):
+    for table in ("results.csv", "tables.tex", "delta_published.csv", "delta_published.tex", "paper_tables.csv",
+                  "paper_tables.tex"):
         assert table in page
+    caption = (work / "workflow/report/paper_tables.rst").read_text()
+    assert " ".join(caption.split()[:4]) in page
 
 
 def test_rerun_is_a_no_op_and_lint_is_clean(workflow_run):

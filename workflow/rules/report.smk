@@ -46,6 +46,18 @@ rule report:
             category="Tables",
             labels={"table": "ours minus published (LaTeX)"},
         ),
+        paper_csv=report(
+            "results/report/paper_tables.csv",
+            caption="../report/paper_tables.rst",
+            category="Tables",
+            labels={"table": "published tables, ours beside (CSV)"},
+        ),
+        paper_tex=report(
+            "results/report/paper_tables.tex",
+            caption="../report/paper_tables.rst",
+            category="Tables",
+            labels={"table": "published tables, ours beside (LaTeX)"},
+        ),
         # <name>_pdf and <name>_png for each figure, grouped by figure in the HTML report
         **{
             f"{name}_{fmt}": report(

@@ -11,6 +11,12 @@ from cmhash.io import atomic_path, save_text
 from cmhash.pipeline import collect_results
 from cmhash.report import figures as fig
 from cmhash.report.collect import load_curves, load_diagnostics
+from cmhash.report.paper_table import (
+    paper_tables,
+    paper_tables_frame,
+    paper_tables_latex,
+    without_table,
+)
 from cmhash.report.published import delta_latex, delta_table, load_published
 from cmhash.report.tables import latex_document, latex_table
 
@@ -32,10 +38,12 @@ def write_report(metric_files: list[str | Path], csv_path: str | Path, tables_pa
                  published_csv: str | Path | None = None, dataset_sources: dict[str, str] | None = None,
                  delta_csv: str | Path | None = None, delta_tex: str | Path | None = None,
                  figures: Mapping[str, FigurePaths] | None = None,
-                 grid: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+                 grid: list[dict[str, Any]] | None = None,
+                 paper_csv: str | Path | None = None, paper_tex: str | Path | None = None) -> pd.DataFrame:
     """Collect every cell's metrics, curves and diagnostics (read beside each ``metrics.json``)
     and write the CSV, the LaTeX tables and the figures, and, given the published results, the
-    table and figure of ours minus published.
+    table and figure of ours minus published (``delta_csv``, ``delta_tex``) and the published
+    tables whole with ours beside them (``paper_csv``, ``paper_tex``: :mod:`cmhash.report.paper_table`).
 
     ``figure_pdf``/``figure_png`` are the mAP-against-noise figure's paths; ``figures`` maps
     other names of ``FIGURES`` to their (PDF, PNG) paths, which default to ``figure_paths``
@@ -56,10 +64,17 @@ def write_report(metric_files: list[str | Path], csv_path: str | Path, tables_pa
     fig.precision_at_n(precision_at_n, *paths["precision_at_n"], bits=figure_bits)
     fig.pr_curves(pr, *paths["pr_curves"], bits=figure_bits)
     fig.selection_diagnostics(load_diagnostics(metric_files), *paths["selection_diagnostics"], bits=figure_bits)
-    if published_csv and delta_csv and delta_tex:
-        delta = delta_table(results, load_published(published_csv), dataset_sources or {})
+    published = load_published(published_csv) if published_csv else None
+    if published is not None and delta_csv and delta_tex:
+        delta = delta_table(results, published, dataset_sources or {})
         with atomic_path(delta_csv, suffix=".csv") as tmp:
             delta.to_csv(tmp, index=False)
         save_text(delta_tex, latex_document(delta_latex(delta)))
         fig.delta_to_published(delta, *paths["delta_published"])
+    if published is not None and paper_csv and paper_tex:
+        tables = paper_tables(results, published, dataset_sources or {})
+        with atomic_path(paper_csv, suffix=".csv") as tmp:
+            paper_tables_frame(tables).to_csv(tmp, index=False)
+        without = without_table(results, tables, dataset_sources or {})
+        save_text(paper_tex, latex_document(paper_tables_latex(tables, without)))
     return results

@@ -7,7 +7,9 @@ cells with no published counterpart are kept and marked, never dropped.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -15,10 +17,41 @@ import pandas as pd
 from cmhash.cell import SUMMARY_KEYS
 from cmhash.data import SOURCES
 
-#: Our method names -> the names in the published tables (baseline: our DCMH-style baseline,
-#: compared with the published DCMH row as the nearest published counterpart).
-PUBLISHED_METHOD = {"nrch": "NRCH", "scbch": "SCBCH", "dcgmh": "DCGMH", "baseline": "DCMH"}
+#: Our registered methods -> their names in the published tables: the one place a method is
+#: mapped (the delta table and the paper tables both read it, through :func:`published_name`).
+#: ``baseline`` is our DCMH-style baseline, not DCMH (``dcmh`` is), so it maps to nothing; nor
+#: does a named variant (``methods.<name>.variant_of``), which is a row of its own. SCBCH and
+#: DCGMH publish their own tables, not NRCH's.
+PUBLISHED_METHOD: Mapping[str, str] = MappingProxyType({
+    "dcmh": "DCMH", "djsrh": "DJSRH", "dgcpn": "DGCPN", "ucch": "UCCH", "nrch": "NRCH",
+    "scbch": "SCBCH", "dcgmh": "DCGMH",
+})
+#: Published names of SCBCH's and DCGMH's own tables (not in config/published_results.csv yet).
+PUBLISHED_ELSEWHERE = frozenset({"SCBCH", "DCGMH"})
+
+NO_PUBLIC_CODE = "no public code"
+NOT_IMPLEMENTED = "not yet implemented in cmhash"
+NOT_IN_GRID = "not in this grid"
+#: Methods of the published tables that cmhash cannot run, and why (the README lists them).
+NOT_RUNNABLE: Mapping[str, str] = MappingProxyType({
+    "ADAH": NO_PUBLIC_CODE, "CPAH": NO_PUBLIC_CODE, "PIP": NO_PUBLIC_CODE, "CMMQ": NO_PUBLIC_CODE,
+    "MIAN": NO_PUBLIC_CODE, "LtCMH": NO_PUBLIC_CODE, "DCHUC": NOT_IMPLEMENTED,
+})
 MISSING = "no published figure"
+
+
+def published_name(method: str) -> str | None:
+    """The published name of our method ``method``; None for the baseline, a variant or any
+    method no published table holds."""
+    return PUBLISHED_METHOD.get(method)
+
+
+def not_run_reason(published: str) -> str:
+    """Why a published method has no run here: no public code / not yet implemented
+    (:data:`NOT_RUNNABLE`), or, for one cmhash implements, that the grid does not run it."""
+    if published in NOT_RUNNABLE:
+        return NOT_RUNNABLE[published]
+    return NOT_IN_GRID if published in PUBLISHED_METHOD.values() else NOT_IMPLEMENTED
 
 
 def load_published(path: str | Path) -> pd.DataFrame:
@@ -38,7 +71,7 @@ def delta_table(results: pd.DataFrame, published: pd.DataFrame, dataset_sources:
     values, sources = [], []
     for row in ours.itertuples():
         source = SOURCES.get(dataset_sources.get(row.dataset, ""))  # its benchmark family names the published rows
-        key = (source.family if source else None, PUBLISHED_METHOD.get(row.method),
+        key = (source.family if source else None, published_name(row.method),
                row.direction, round(float(row.rate), 6), int(row.bits))
         hit = index.get(key) if row.noise_model == "nrch" else None
         values.append(hit[0] if hit else np.nan)

@@ -83,5 +83,5 @@ def _block(block: pd.DataFrame, dataset: str, direction: str, noise_model: str, 
 
 def latex_document(body: str) -> str:
     """A standalone document around table blocks (compiles with pdflatex)."""
-    return "\n".join([r"\documentclass{article}", r"\usepackage{booktabs}", r"\usepackage{multirow}",
+    return "\n".join([r"\documentclass{article}", r"\usepackage{booktabs}", r"\usepackage{multirow}", r"\usepackage{longtable}",
                       r"\usepackage[margin=1cm,landscape]{geometry}", r"\begin{document}", body, r"\end{document}", ""])
