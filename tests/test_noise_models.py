@@ -418,3 +418,12 @@ def test_dry_run_gives_instance_noise_the_feature_files(tmp_path):
         assert f"results/datasets/embedded/{name}" in jobs["instance"]
         assert name not in jobs["nrch"]
     assert "results/datasets/embedded/labels.npy" in jobs["nrch"]
+
+
+def test_config_validation_accepts_the_new_models():
+    from cmhash.config import check_config, validate_schema
+
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["grid"]["noise_models"] = ["nrch", "sym", "missing", "classcond", "instance"]
+    validate_schema(cfg)
+    check_config(cfg)
