@@ -107,11 +107,15 @@ def stage_noise(dataset_dir: str | Path, model: str, rate: float, seed: int, out
                 published_file: str | Path | None = None) -> None:
     """Corrupt the training labels (only those: query/database labels stay clean). The noise
     model ``published`` reads ``published_file`` instead (NRCH's published noisy labels of the
-    same training rows; ``seed`` is then unused, recorded as given)."""
+    same training rows; ``seed`` is then unused, recorded as given). A model that reads features
+    on these labels (:meth:`cmhash.noise.NoiseModel.reads_features`) gets the training rows of
+    the dataset's ``image.npy`` and ``text.npy`` (the workflow declares them as the job's inputs).
+    noise.json records the realised statistics (:func:`cmhash.noise.noise_statistics`)."""
     from cmhash.data.published import checksum_record, published_noise
-    from cmhash.noise import PUBLISHED, corrupt
+    from cmhash.noise import NOISE_MODELS, PUBLISHED, corrupt, noise_statistics
 
-    labels = load_npy(Path(dataset_dir) / "labels.npy", ndim=2)
+    dataset_dir = Path(dataset_dir)
+    labels = load_npy(dataset_dir / "labels.npy", ndim=2)
     splits = read_dataset_splits(dataset_dir)
     clean = labels[splits.train]
     source: dict[str, Any] = {}
@@ -123,14 +127,25 @@ def stage_noise(dataset_dir: str | Path, model: str, rate: float, seed: int, out
         noisy, corrupted = published_noise(published_file, clean)
         source = {"file": str(published_file), "checksum": checksum_record(published_file)}
     else:
-        result = corrupt(clean, model, rate, seed)
+        features = None
+        spec = NOISE_MODELS.get(model)
+        if spec is not None and spec.reads_features(clean):
+            names = ("image.npy", "text.npy")
+            features = [load_npy(dataset_dir / name, ndim=2, mmap=True)[splits.train] for name in names]
+            source = {"features": [str(dataset_dir / name) for name in names]}
+        result = corrupt(clean, model, rate, seed, features=features)
         noisy, corrupted = result.noisy, result.corrupted
+    meta_path = dataset_dir / "meta.json"
+    classes = load_json(meta_path).get("classes") if meta_path.is_file() else None
+    if classes is not None and len(classes) != clean.shape[1]:
+        classes = None
     out = Path(out_dir)
     save_npy(out / "noisy_labels.npy", noisy)
     save_npy(out / "corrupted.npy", corrupted)
     save_json(out / "noise.json", {"model": model, "rate": rate, "seed": seed, "n_train": int(splits.train.size),
                                    "n_corrupted": int(corrupted.sum()),
-                                   "label_changes": int((noisy != clean).sum()), **source})
+                                   "label_changes": int((noisy != clean).sum()), **source,
+                                   "statistics": noise_statistics(clean, noisy, classes)})
 
 
 def read_dataset_splits(dataset_dir: str | Path):

@@ -23,6 +23,7 @@ from cmhash.config import TRAINING_ONLY_DATASET_KEYS, cells, check_config, evalu
 from cmhash.config import train_params as cell_train_params
 from cmhash.data import SOURCES
 from cmhash.data.published import configured_noise_file
+from cmhash.noise import NOISE_MODELS
 from cmhash.tracking import tracking_uri as default_tracking_uri
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -65,6 +66,17 @@ def published_noise_input(wildcards):
     if wildcards.noise_model != "published" or float(wildcards.rate) == 0:
         return []
     return str(configured_noise_file(wildcards.dataset, ds_cfg(wildcards), float(wildcards.rate)))
+
+
+def noise_features_input(wildcards):
+    """The dataset's feature files when the cell's noise model may read them
+    (cmhash.noise.NoiseModel.may_read_features: `instance`, `classcond` on single-label data),
+    else nothing: the other models' noise jobs do not depend on the features."""
+    model = NOISE_MODELS.get(wildcards.noise_model)
+    if model is None or not model.may_read_features:
+        return {}
+    dataset = layout.fill(layout.DATASET, dataset=wildcards.dataset)
+    return {"image": f"{dataset}/image.npy", "text": f"{dataset}/text.npy"}
 
 
 def is_raw(dataset):
