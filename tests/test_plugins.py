@@ -135,7 +135,7 @@ def test_a_plugin_cell_trains_evaluates_and_reports_through_the_workflow(tmp_pat
     shutil.copy(EXAMPLE / "config.yaml", work / "config.yaml")
     plugin = example_distribution(tmp_path / "site")
     env = run_env(plugin)
-    env["PYTHONPATH"] = str(plugin)  # the jobs get the plugin from here, cmhash from the checkout (Snakefile)
+    # PYTHONPATH carries the plugin into every job (and this checkout's src, as the copy has none)
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "config.yaml"],
                           cwd=work, env=env, capture_output=True, text=True, timeout=1200, check=False)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
