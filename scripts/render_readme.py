@@ -40,8 +40,8 @@ def sections() -> dict[str, str]:
     example = "\n".join([
         "`toy_hashing.py` (tests/plugin_example/toy_hashing.py):", "",
         "```python", (EXAMPLE / "toy_hashing.py").read_text().rstrip(), "```", "",
-        "Its entry point, in the package's `pyproject.toml` (then `pip install -e .` the package; the "
-        "test writes the same line as an installed `entry_points.txt`):", "",
+        ("Its entry point, in the package's `pyproject.toml` (then `pip install -e .` the package; the "
+         "test writes the same line as an installed `entry_points.txt`):"), "",
         "```toml", entry, "```", "",
         "The config block (tests/plugin_example/config.yaml, the one cell the test trains):", "",
         "```yaml", (EXAMPLE / "config.yaml").read_text().rstrip(), "```", "",
@@ -54,7 +54,7 @@ def sections() -> dict[str, str]:
 def render(text: str, parts: dict[str, str]) -> str:
     for name, body in parts.items():
         pattern = re.compile(rf"(<!-- BEGIN GENERATED: {re.escape(name)}\b[^>]*-->\n)(.*?)(<!-- END GENERATED: "
-                             rf"{re.escape(name)} -->)", re.S)
+                             rf"{re.escape(name)} -->)", re.DOTALL)
         if not pattern.search(text):
             raise SystemExit(f"README.md: no generated section '{name}' (its BEGIN/END markers are missing)")
         text = pattern.sub(lambda m, body=body: f"{m.group(1)}\n{body}\n\n{m.group(3)}", text)

@@ -82,12 +82,12 @@ CASES = {
     "unknown_key": (_method("baseline", learning_rate=0.1), "methods.baseline.learning_rate: unknown hyper-parameter"),
     "variant_value": (_variant, "methods.strict_nrch.threshold: 2 is above its maximum 1"),
     "dataset_name": (_rename_dataset, "'embedded.v2' does not match '^[A-Za-z0-9_\\\\-]+$'"),
-    "embedded_split": (_split, "datasets.embedded.split: n_query (100) + n_train (100) = 200 exceed the 160 rows "
-                               "generated (datasets.embedded.generate.n_images)"),
-    "published_file_rows": (_ucch_file, "datasets.mir.options: n_query (2000) + n_train (10000) = 12000 exceed the "
-                                        "50 rows of"),
-    "published_list_rows": (_wikipedia_file, "datasets.wiki.split.n_validation: 200 must be below the 5 training "
-                                             "pairs of"),
+    "embedded_split": (_split, ("datasets.embedded.split: n_query (100) + n_train (100) = 200 exceed the 160 rows "
+                                "generated (datasets.embedded.generate.n_images)")),
+    "published_file_rows": (_ucch_file, ("datasets.mir.options: n_query (2000) + n_train (10000) = 12000 exceed the "
+                                         "50 rows of")),
+    "published_list_rows": (_wikipedia_file, ("datasets.wiki.split.n_validation: 200 must be below the 5 training "
+                                              "pairs of")),
 }
 
 

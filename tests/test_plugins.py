@@ -129,7 +129,7 @@ def test_broken_plugins_warn_and_fail_only_the_configs_that_use_them(tmp_path):
 def test_a_plugin_cell_trains_evaluates_and_reports_through_the_workflow(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    for item in ("Snakefile", "workflow", "envs"):
+    for item in ("Snakefile", "workflow", "envs", "config"):  # config/: the report's published table
         src = REPO / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
     shutil.copy(EXAMPLE / "config.yaml", work / "config.yaml")
