@@ -90,7 +90,7 @@ def test_schema_rejects_bad_values(demo, path, value, key):
     (lambda c: c["methods"].update(nrch={"variant_of": "scbch"}), "methods.nrch: a variant cannot take the name"),
     (lambda c: c["methods"].update(scbch_cw={"alpha": 0.3}), "methods.scbch_cw: unknown method"),
     (lambda c: c["methods"].update(scbch_cw={"variant_of": "scbch", "alfa": 0.3}) or c["grid"]["methods"].append("scbch_cw"),
-     "methods.scbch.alfa: unknown hyper-parameter"),
+     "methods.scbch_cw.alfa: unknown hyper-parameter"),  # the key in the config: the variant's block
 ])
 def test_semantic_checks_name_the_key(demo, mutate, message):
     cfg = copy.deepcopy(demo)

@@ -29,10 +29,35 @@ def _dataset_cfg(cfg: dict, name: str) -> dict:
 
 
 def cmd_validate(args) -> None:
-    from cmhash.config import cells
+    from cmhash.config import cells, resolved_hparams
 
     cfg = _config(args)
     print(f"{args.config}: valid; {len(cells(cfg))} cells")
+    if args.show:
+        from cmhash.methods import get_method
+        from cmhash.methods.hparams import _md
+
+        for entry in resolved_hparams(cfg):
+            runs = f" (variant of {entry['runs']})" if entry["runs"] != entry["method"] else ""
+            ref = get_method(entry["runs"]).reference
+            print(f"\nmethods.{entry['method']}{runs} on {entry['dataset']} (benchmark family "
+                  f"{entry['family'] or 'none'}{f'; sources cite {ref}' if ref else ''}):")
+            width = max(len(key) for key, *_ in entry["rows"])
+            for key, value, provenance, source in entry["rows"]:
+                print(f"  {key:<{width}}  {_md(value):<16} {provenance:<24} {source}")
+
+
+def cmd_hparams(args) -> None:
+    from cmhash.methods import METHODS
+    from cmhash.methods.hparams import hparams_markdown
+
+    names = args.methods or sorted(METHODS)
+    for name in names:
+        if name not in METHODS:
+            from cmhash.methods import get_method
+
+            get_method(name)  # the error naming the method (or its broken entry point)
+    print(hparams_markdown([METHODS[n] for n in names]))
 
 
 def cmd_generate(args) -> None:
@@ -164,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = verb("validate-config", cmd_validate, "check a config against the schema and the registries")
     sp.add_argument("config")
+    sp.add_argument("--show", action="store_true",
+                    help="list every grid method's resolved hyper-parameters per dataset, with their provenance")
+    sp = verb("hparams", cmd_hparams, "the declared hyper-parameters of the methods (README tables)")
+    sp.add_argument("methods", nargs="*", help="methods to list (default: every registered one)")
+    sp.add_argument("--markdown", action="store_true", help="Markdown tables (the only format so far)")
     sp = verb("generate", cmd_generate, "write the embedded dataset in MIRFlickr-25K's raw layout")
     sp.add_argument("--out", required=True)
     sp.add_argument("--n-images", type=int, default=1500)

@@ -47,16 +47,21 @@ def validate_schema(cfg: dict[str, Any], schema_path: str | Path = DEFAULT_SCHEM
 
 def check_config(cfg: dict[str, Any]) -> None:
     """Semantic checks that need the registries; raises ConfigError naming the key."""
-    from cmhash.data import known_sources, source_family
+    from cmhash.data import SOURCES, known_sources, source_family
     from cmhash.data.published import configured_noise_file
-    from cmhash.methods import METHODS, resolve_hparams
+    from cmhash.data.sizes import check_split_fits
+    from cmhash.methods import METHODS, PLUGIN_ERRORS, resolve_hparams
     from cmhash.noise import PUBLISHED, known_noise_models
 
     for name, ds in cfg["datasets"].items():
         if ds["source"] not in known_sources():
             raise ConfigError(f"datasets.{name}.source: unknown source '{ds['source']}'; known: {known_sources()}")
+        check_split_fits(name, ds, SOURCES[ds["source"]].kind)
     for name, entry in (cfg.get("methods") or {}).items():
         base = (entry or {}).get("variant_of")
+        for used, key in ((name, f"methods.{name}"), (base, f"methods.{name}.variant_of")):
+            if used in PLUGIN_ERRORS and used not in METHODS:
+                raise ConfigError(f"{key}: {PLUGIN_ERRORS[used]}")
         if base is not None and base not in METHODS:
             raise ConfigError(f"methods.{name}.variant_of: unknown method '{base}'; known: {sorted(METHODS)}")
         if base is not None and name in METHODS:
@@ -71,13 +76,15 @@ def check_config(cfg: dict[str, Any]) -> None:
                 raise ConfigError(f"{key}.datasets: '{name}' has no entry under datasets "
                                   f"(known: {sorted(cfg['datasets'])})")
         for method in grid["methods"]:
+            if method in PLUGIN_ERRORS and method not in METHODS:
+                raise ConfigError(f"{key}.methods: {PLUGIN_ERRORS[method]}")
             if method not in METHODS and method not in variants:
                 raise ConfigError(f"{key}.methods: unknown method '{method}'; known: {sorted(METHODS)}, "
                                   f"variants declared under methods: {variants}")
             chosen = cell_settings(cfg, method, grid["datasets"][0])
             for dataset in grid["datasets"]:
                 resolve_hparams(chosen.get("variant_of", method), source_family(cfg["datasets"][dataset]["source"]),
-                                chosen["methods"])
+                                chosen["methods"], where=f"methods.{method}")
         for model in grid["noise_models"]:
             if model not in known_noise_models():
                 raise ConfigError(f"{key}.noise_models: unknown noise model '{model}'; "
@@ -91,6 +98,32 @@ def check_config(cfg: dict[str, Any]) -> None:
                 if float(rate) > 0 and not path.is_file():
                     raise ConfigError(f"datasets.{dataset}.published_noise: {path} not found (needed by "
                                       f"{key}.noise_models 'published' at rate {rate})")
+
+
+def resolved_hparams(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every grid method's resolved hyper-parameters on every grid dataset of the (checked)
+    config, with their provenance and its citation (``cmhash validate-config --show``): one
+    entry per (method, dataset) with ``method``, ``runs`` (the registered method a variant
+    runs), ``dataset``, ``family`` and ``rows`` of (key, value, provenance, source)."""
+    from cmhash.data import source_family
+    from cmhash.methods import get_method, resolve_hparams
+    from cmhash.methods.hparams import citation
+
+    out, seen = [], set()
+    for _, grid in grids(cfg):
+        for method, dataset in itertools.product(grid["methods"], grid["datasets"]):
+            if (method, dataset) in seen:
+                continue
+            seen.add((method, dataset))
+            chosen = cell_settings(cfg, method, dataset)
+            runs = chosen.get("variant_of", method)
+            family = source_family(cfg["datasets"][dataset]["source"])
+            hp, provenance = resolve_hparams(runs, family, chosen["methods"], where=f"methods.{method}")
+            declared = {p.name: p for p in get_method(runs).hyperparameters}
+            rows = [(key, value, provenance[key], citation(declared[key], provenance[key]) if key in declared else "")
+                    for key, value in hp.items()]
+            out.append({"method": method, "runs": runs, "dataset": dataset, "family": family, "rows": rows})
+    return out
 
 
 def load_and_check(path: str | Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Hashing methods, registered by name. Importing this package registers all of them."""
+"""Hashing methods, registered by name. Importing this package registers all of them, then the
+methods other packages declare under the entry-point group ``cmhash.methods`` (:func:`load_plugins`)."""
 from cmhash.methods import (
            baseline,  # noqa: F401  (registers)
            dcgmh,  # noqa: F401
@@ -18,18 +19,35 @@ from cmhash.methods.base import (
            Selection,
            TrainView,
 )
-from cmhash.methods.registry import METHODS, get_method, register, resolve_hparams
+from cmhash.methods.hparams import HParam
+from cmhash.methods.registry import (
+           ENTRY_POINT_GROUP,
+           METHODS,
+           PLUGIN_ERRORS,
+           PLUGINS,
+           get_method,
+           load_plugins,
+           register,
+           resolve_hparams,
+)
 
 __all__ = [
            "CROSSMODAL",
+           "ENTRY_POINT_GROUP",
            "FUSED",
            "METHODS",
+           "PLUGINS",
+           "PLUGIN_ERRORS",
            "Batch",
            "CellNeeds",
+           "HParam",
            "HashingMethod",
            "Selection",
            "TrainView",
            "get_method",
+           "load_plugins",
            "register",
            "resolve_hparams",
 ]
+
+load_plugins()  # after the built-ins: a plugin module may import from this package

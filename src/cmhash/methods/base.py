@@ -14,10 +14,18 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from cmhash.errors import ConfigError
+from cmhash.methods.hparams import (
+    HParam,
+    check_hparams,
+    defaults_of,
+    per_dataset_of,
+    undeclared,
+)
 
 CROSSMODAL = "crossmodal"  # image query -> text database and back (NRCH, SCBCH)
 FUSED = "fused"  # one code per image-text pair (DCGMH)
+#: The trainer's model selection (hyper-parameter ``selection``): the best-scoring candidate or the last model.
+SELECTIONS = ("best", "last")
 
 
 @dataclass
@@ -96,9 +104,15 @@ class Selection:
 class HashingMethod(nn.Module):
     """Base class of a registered method.
 
-    Subclasses set ``name``, ``task``, ``defaults`` (the published hyper-parameters common to
-    all datasets) and ``per_dataset`` (published per-dataset values; a dataset without an entry
-    borrows the ``mirflickr25k`` one, and the trainer logs it as borrowed). A method that reads
+    Subclasses set ``name``, ``task`` and ``hyperparameters``: the declaration of every
+    hyper-parameter (:class:`~cmhash.methods.hparams.HParam`: type, allowed range or choices,
+    published default, per-benchmark values and their sources), plus ``published_families``,
+    the benchmarks the method publishes a setting for even where no value differs. From them the
+    class derives ``defaults`` (the published values common to all datasets) and ``per_dataset``
+    (published per-benchmark values; a dataset without an entry borrows the ``mirflickr25k`` one,
+    and the trainer logs it as borrowed), and :meth:`__init__` checks ``hp`` against the
+    declaration. (A class that sets only ``defaults`` / ``per_dataset`` still works; its
+    hyper-parameters are then undeclared and unchecked.) A method that reads
     no label sets ``reads_labels = False`` (read by the default :meth:`needs`) and then trains
     once per (dataset, bits, seed, protocol), never once per noise model and rate.
 
@@ -109,6 +123,14 @@ class HashingMethod(nn.Module):
 
     name: ClassVar[str] = ""
     task: ClassVar[str] = CROSSMODAL
+    #: The declaration of every hyper-parameter (the one place they are written down).
+    hyperparameters: ClassVar[tuple[HParam, ...]] = ()
+    #: Benchmark families the method publishes a setting for (besides those with ``per_family``
+    #: values), so that they read as ``published:<family>`` rather than borrowed.
+    published_families: ClassVar[tuple[str, ...]] = ()
+    #: The official code (``owner/repo @ commit``) the hyper-parameters' ``file:line`` sources cite.
+    reference: ClassVar[str] = ""
+    #: Derived from ``hyperparameters`` (read by benchmarks and tests).
     defaults: ClassVar[dict[str, Any]] = {}
     per_dataset: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Whether the method reads training labels at all (``Batch.labels``, ``TrainView.labels``).
@@ -130,12 +152,28 @@ class HashingMethod(nn.Module):
     #: score it.
     paper_scores_final: ClassVar[bool] = True
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "hyperparameters" in own:
+            params = tuple(own["hyperparameters"])
+            names = [p.name for p in params]
+            duplicated = sorted({n for n in names if names.count(n) > 1})
+            if duplicated:
+                raise ValueError(f"{cls.__name__}.hyperparameters: {duplicated} declared twice")
+            cls.hyperparameters = params
+            cls.defaults = defaults_of(params)
+            cls.per_dataset = per_dataset_of(params, cls.published_families)
+        elif "defaults" in own:  # a class giving only the values: undeclared, unchecked
+            cls.hyperparameters = undeclared(own["defaults"])
+
     def __init__(self, image_dim: int, text_dim: int, n_classes: int, bits: int,
                  hp: dict[str, Any], protocol: str) -> None:
         super().__init__()
         self.image_dim, self.text_dim, self.n_classes, self.bits = image_dim, text_dim, n_classes, bits
         self.hp = dict(hp)
         self.protocol = protocol
+        check_hparams(self.hyperparameters, self.hp, f"methods.{self.name}")
 
     @classmethod
     def needs(cls, protocol: str) -> CellNeeds:
@@ -177,28 +215,6 @@ class HashingMethod(nn.Module):
         return (epoch + self.eval_offset) % every == 0
 
     # -- helpers ------------------------------------------------------------------------
-    def check_hparams(self, choices: dict[str, tuple[str, ...]] | None = None, unit: tuple[str, ...] = (),
-                      positive: tuple[str, ...] = (), at_least_one: tuple[str, ...] = (),
-                      non_negative: tuple[str, ...] = ()) -> None:
-        """ConfigError naming ``methods.<name>.<key>`` for a missing hyper-parameter, a value
-        outside its ``choices``, outside [0, 1] (``unit``), not > 0 (``positive``), not an
-        integer >= 1 (``at_least_one``) or < 0 (``non_negative``)."""
-        hp, where = self.hp, f"methods.{self.name}"
-        missing = [key for key in self.defaults if key not in hp]
-        if missing:
-            raise ConfigError(f"{where}: hyper-parameters {missing} missing")
-        for key, allowed in (choices or {}).items():
-            if hp[key] not in allowed:
-                raise ConfigError(f"{where}.{key}: unknown '{hp[key]}'; use one of {allowed}")
-        rules = [(unit, lambda v: 0.0 <= float(v) <= 1.0, "must lie in [0, 1]"),
-                 (positive, lambda v: float(v) > 0, "must be > 0"),
-                 (at_least_one, lambda v: int(v) >= 1, "must be >= 1"),
-                 (non_negative, lambda v: float(v) >= 0, "must be >= 0")]
-        for keys, ok, what in rules:
-            for key in keys:
-                if not ok(hp[key]):
-                    raise ConfigError(f"{where}.{key}: {hp[key]} {what}")
-
     def encode_all(self, image: torch.Tensor, text: torch.Tensor, chunk: int = 4096) -> dict[str, torch.Tensor]:
         """Encode many rows in chunks, in eval mode and without gradients; restores the mode."""
         was_training = self.training

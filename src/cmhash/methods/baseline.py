@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from cmhash.methods.base import CROSSMODAL, Batch, HashingMethod
+from cmhash.methods.base import CROSSMODAL, SELECTIONS, Batch, HashingMethod
 from cmhash.methods.encoders import mlp
+from cmhash.methods.hparams import Choice, Float, HParam, Int, Ints
 from cmhash.methods.registry import register
 
 
@@ -40,27 +41,32 @@ class DCMHBaseline(HashingMethod):
 
     name: ClassVar[str] = "baseline"
     task: ClassVar[str] = CROSSMODAL
-    defaults: ClassVar[dict[str, Any]] = {
-        "epochs": 50,
-        "batch_size": 128,
-        "eval_every": 5,
-        "selection": "best",
+    #: The official code the ``file:line`` citations of ``hyperparameters`` refer to.
+    reference: ClassVar[str] = "jiangqy/DCMH-CVPR2017 @ 67d0e84"
+    hyperparameters: ClassVar[tuple[HParam, ...]] = (
+        Int("epochs", 50, "ours (a mini-batch MLP baseline; DCMH's 500 outer iterations, DCMH_demo.m:19, "
+            "are tied to its CNN)", minimum=1),
+        Int("batch_size", 128, "DCMH_demo.m:24", minimum=1),
+        Int("eval_every", 5, "ours: candidate models every 5 epochs", minimum=1),
+        Choice("selection", "best", SELECTIONS, "ours: the best-scoring candidate (by protocol)"),
         # Adam; DCMH's own schedule (lr logspace(-1.5, -3), DCMH_demo.m:20-21) is tied to its CNN
         # and not reused. Chosen on the 256-wide preset; at the 8192 widths on Wikipedia it
         # collapses the codes and 1e-4 learns (config/wikipedia.yaml), so check it when the
         # widths change.
-        "lr": 1e-3,
-        "weight_decay": 1e-5,
+        Float("lr", 1e-3, "ours (Adam, chosen on the 256-wide preset; DCMH_demo.m:20-21's logspace is tied "
+              "to its CNN)", minimum=0, exclusive_minimum=True),
+        Float("weight_decay", 1e-5, "ours (as NRCH/SCBCH)", minimum=0),
         # DCMH publishes gamma = eta = 1 for its CNN trained 500 epochs (DCMH_demo.m:19, 22-23);
         # over MLPs trained tens of epochs that pins the codes to their random initial signs
         # (embedded set, 64 bits: mAP 0.57 at 1 against 0.70 at 0.1, 30 epochs), so this
         # baseline uses 0.1 for both.
-        "gamma": 0.1,  # quantisation weight
-        "eta": 0.1,  # bit-balance weight
-        "image_hidden": [8192, 8192],  # NRCH/SCBCH encoder widths (METHODS.md "Networks")
-        "text_hidden": [8192],
-    }
-    per_dataset: ClassVar[dict[str, dict[str, Any]]] = {"mirflickr25k": {}}
+        Float("gamma", 0.1, "ours; DCMH publishes 1 for its CNN (DCMH_demo.m:22), which pins MLP codes",
+              minimum=0, doc="quantisation weight"),
+        Float("eta", 0.1, "ours; DCMH publishes 1 (DCMH_demo.m:23)", minimum=0, doc="bit-balance weight"),
+        Ints("image_hidden", [8192, 8192], "NRCH/SCBCH encoder widths (METHODS.md \"Networks\")", minimum=1),
+        Ints("text_hidden", [8192], "NRCH/SCBCH encoder widths (METHODS.md \"Networks\")", minimum=1),
+    )
+    published_families: ClassVar[tuple[str, ...]] = ("mirflickr25k",)
 
     def __init__(self, image_dim: int, text_dim: int, n_classes: int, bits: int,
                  hp: dict[str, Any], protocol: str) -> None:

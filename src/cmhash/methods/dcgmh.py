@@ -128,6 +128,7 @@ from torch import nn
 from cmhash.errors import ConfigError
 from cmhash.methods.base import (
     FUSED,
+    SELECTIONS,
     Batch,
     CellNeeds,
     HashingMethod,
@@ -135,6 +136,7 @@ from cmhash.methods.base import (
     TrainView,
 )
 from cmhash.methods.encoders import mlp
+from cmhash.methods.hparams import Bool, Choice, Float, HParam, Int, Ints
 from cmhash.methods.registry import register
 
 VARIANTS = ("full", "filter_only", "no_filtering")
@@ -317,6 +319,8 @@ class _StepAtEpochStart:
 
 
 #: Buffers sized by the training view (allocated at the first ``before_epoch``).
+#: Where the per-benchmark values come from.
+FAMILY_SOURCE = "train_mir.sh, train_nus.sh, train_coco.sh lines 5, 7, 11-14"
 _VIEW_BUFFERS = ("profiles", "flagged", "visit_state", "corrected_labels")
 UNSEEN, UNFLAGGED, CORRECTED, UNLABELLED = -1, 0, 1, 2
 
@@ -328,42 +332,51 @@ class DCGMH(HashingMethod):
     name: ClassVar[str] = "dcgmh"
     task: ClassVar[str] = FUSED
     paper_denominator: ClassVar[str] = "zero"  # published mAP counts queries with no relevant item as 0 (utils.py:110)
-    defaults: ClassVar[dict[str, Any]] = {
-        "epochs": 150,
-        "batch_size": 48,
-        "eval_every": 5,  # published: after every 5th epoch and after the last (engine.py:249-252)
-        "selection": "last",  # the reported number is the final one (engine.py:286)
-        "momentum": 0.9,
-        "weight_decay": 1e-5,
-        "lr_step_size": 100,
-        "lr_decay": 0.1,
-        "lr_step_at_epoch_start": True,  # published quirk: scheduler.step() before each epoch (engine.py:166)
-        "margin": 0.7,
-        "neighbours": 2,
-        "image_hidden": [4096],
-        "text_hidden": [4096],
-        "fusion_per_bit": 128,  # branch output width = 128 * bits
-        "variant": "full",
-        "oracle_noise_rate": None,  # `paper` only: the flagged fraction; None = the cell's true noise rate
-        "gmm_seed": 0,  # `sound` only: random_state of the noise-rate mixture
-        "frozen_batchnorm": True,  # `paper` only: eval mode after the first official evaluation (quirk)
-        # per-dataset values (MIRFlickr's, overridden below)
-        "warmup": 5, "lr": 0.005, "alpha": 1.0, "beta": 0.15, "gamma": 5.0, "eta": 1.0,
-    }
-    per_dataset: ClassVar[dict[str, dict[str, Any]]] = {
-        "mirflickr25k": {"warmup": 5, "lr": 0.005, "alpha": 1.0, "beta": 0.15, "gamma": 5.0, "eta": 1.0},
-        "nuswide21": {"warmup": 5, "lr": 0.001, "alpha": 1.0, "beta": 0.05, "gamma": 5.0, "eta": 1.5},
-        "mscoco": {"warmup": 30, "lr": 0.01, "alpha": 1.0, "beta": 0.2, "gamma": 5.0, "eta": 1.2},
-    }
+    #: The official code the ``file:line`` citations of ``hyperparameters`` refer to.
+    reference: ClassVar[str] = "LiuJinyu1229/DCGMH @ f208cdb"
+    hyperparameters: ClassVar[tuple[HParam, ...]] = (
+        Int("epochs", 150, "main.py:11", minimum=1),
+        Int("batch_size", 48, "main.py:15", minimum=1),
+        # published: after every 5th epoch and after the last (engine.py:249-252)
+        Int("eval_every", 5, "engine.py:249-252", minimum=1),
+        Choice("selection", "last", SELECTIONS, "engine.py:286 (the reported number is the final one)"),
+        Float("momentum", 0.9, "engine.py:72 (SGD)", minimum=0, maximum=1, exclusive_maximum=True),
+        Float("weight_decay", 1e-5, "engine.py:72", minimum=0),
+        Int("lr_step_size", 100, "engine.py:73, main.py:29 (StepLR)", minimum=1),
+        Float("lr_decay", 0.1, "engine.py:73, main.py:29 (StepLR gamma)", minimum=0, exclusive_minimum=True),
+        # published quirk: scheduler.step() before each epoch (engine.py:166)
+        Bool("lr_step_at_epoch_start", True, "engine.py:166 (scheduler stepped at the start of an epoch)"),
+        Float("margin", 0.7, "main.py:30", minimum=0),
+        Int("neighbours", 2, "engine.py:133-145", minimum=1),
+        Ints("image_hidden", [4096], "FusionHashNet (models)", minimum=1),
+        Ints("text_hidden", [4096], "FusionHashNet (models)", minimum=1),
+        Int("fusion_per_bit", 128, "branch output width = 128 * bits", minimum=1),
+        Choice("variant", "full", VARIANTS, "full: the published method; filter_only / no_filtering: ablations"),
+        Float("oracle_noise_rate", None, "paper only: the flagged fraction; null = the cell's true noise rate "
+              "(engine.py:127, main.py:21)", minimum=0, maximum=1, exclusive_maximum=True, nullable=True),
+        Int("gmm_seed", 0, "ours (sound only): random_state of the noise-rate mixture", minimum=0),
+        Bool("frozen_batchnorm", True, "paper only: eval mode after the first official evaluation (engine.py "
+             "evaluate() sets eval(), never undone)"),
+        # per-dataset values (MIRFlickr's by default, main.py:12-13, 25-28)
+        Int("warmup", 5, "main.py:12", minimum=0, per_family={"mirflickr25k": 5, "nuswide21": 5, "mscoco": 30},
+            family_source=FAMILY_SOURCE),
+        Float("lr", 0.005, "main.py:13", minimum=0, exclusive_minimum=True,
+              per_family={"mirflickr25k": 0.005, "nuswide21": 0.001, "mscoco": 0.01}, family_source=FAMILY_SOURCE),
+        Float("alpha", 1.0, "main.py:25", minimum=0, per_family={"mirflickr25k": 1.0, "nuswide21": 1.0, "mscoco": 1.0},
+              family_source=FAMILY_SOURCE, doc="quantisation weight"),
+        Float("beta", 0.15, "main.py:26", minimum=0,
+              per_family={"mirflickr25k": 0.15, "nuswide21": 0.05, "mscoco": 0.2}, family_source=FAMILY_SOURCE,
+              doc="contrastive weight"),
+        Float("gamma", 5.0, "main.py:27", minimum=0, per_family={"mirflickr25k": 5.0, "nuswide21": 5.0, "mscoco": 5.0},
+              family_source=FAMILY_SOURCE, doc="centre separation weight"),
+        Float("eta", 1.0, "main.py:28", minimum=0, per_family={"mirflickr25k": 1.0, "nuswide21": 1.5, "mscoco": 1.2},
+              family_source=FAMILY_SOURCE, doc="reconstruction weight"),
+    )
 
     def __init__(self, image_dim: int, text_dim: int, n_classes: int, bits: int,
                  hp: dict[str, Any], protocol: str) -> None:
         super().__init__(image_dim, text_dim, n_classes, bits, hp, protocol)
-        self.check_hparams(choices={"variant": VARIANTS}, at_least_one=("neighbours",))
         self.variant: str = self.hp["variant"]
-        rate = self.hp["oracle_noise_rate"]
-        if rate is not None and not 0.0 <= float(rate) < 1.0:
-            raise ConfigError(f"methods.dcgmh.oracle_noise_rate: {rate} is not a rate in [0, 1)")
         self.net = FusionHashNet(image_dim, text_dim, bits, self.hp["image_hidden"], self.hp["text_hidden"],
                                  int(self.hp["fusion_per_bit"]) * bits)
         self.centres = nn.Parameter(torch.randn(n_classes, bits))

@@ -129,10 +129,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmhash.errors import ConfigError
-from cmhash.methods.base import CROSSMODAL, Batch, HashingMethod, Selection, TrainView
+from cmhash.methods.base import (
+    CROSSMODAL,
+    SELECTIONS,
+    Batch,
+    HashingMethod,
+    Selection,
+    TrainView,
+)
 from cmhash.methods.baseline import pairwise_similarity
 from cmhash.methods.encoders import mlp
+from cmhash.methods.hparams import Bool, Choice, Float, Floats, HParam, Int, Ints
 from cmhash.methods.registry import register
 
 __all__ = ["DCMH", "LogspaceByIteration", "batch_objective", "dcmh_objective", "negative_log_likelihood",
@@ -229,29 +236,41 @@ class DCMH(HashingMethod):
     name: ClassVar[str] = "dcmh"
     task: ClassVar[str] = CROSSMODAL
     paper_denominator: ClassVar[str] = "zero"  # calcMapTopkMapTopkPreTopkRecLabel.m:33-35,57: / all queries
-    defaults: ClassVar[dict[str, Any]] = {
-        "epochs": 1000,  # trainer epochs = passes: 2 x maxIter = 500 outer iterations (DCMH_demo.m:19)
-        "batch_size": 128,  # DCMH_demo.m:24
-        "eval_every": 50,  # logging only: the official code evaluates the final nets (process_DCMH.m:83-112)
-        "selection": "last",  # no model selection in the official code
-        "lr_log10": [-1.5, -3.0],  # logspace(-1.5, -3, maxIter) for both nets (DCMH_demo.m:20-21)
-        "weight_decay": 5e-4,  # update_net.m:2
-        "gamma": 1.0,  # DCMH_demo.m:22
-        "eta": 1.0,  # DCMH_demo.m:23
-        "first_modality": "text",  # quirk: text pass before image pass (process_DCMH.m:33-75); paper: image
-        "buffer_init": "zeros",  # quirk: F = G = 0 (process_DCMH.m:18-19), so the first B is 0; TF: normal
-        "text_zero_mean": True,  # normZeroMean(YAll) (DCMH_demo.m:27), here over the training rows
-        "init_std": 0.01,  # 0.01 * randn weights and biases (net_structure_txt.m:2-20, net_structure_img.m:15-16)
-        "image_hidden": [],  # the layers after fc7: the hash layer 4096 -> bits (net_structure_img.m:11-17)
-        "text_hidden": [8192],  # BoW -> 8192 -> bits (net_structure_txt.m:2,19)
-        "log_objective": True,  # select/objective: calc_loss (process_DCMH.m:118-124) at each epoch start
-    }
+    #: The official code the ``file:line`` citations of ``hyperparameters`` refer to.
+    reference: ClassVar[str] = "jiangqy/DCMH-CVPR2017 @ 67d0e84"
+    hyperparameters: ClassVar[tuple[HParam, ...]] = (
+        # trainer epochs = passes: 2 x maxIter = 500 outer iterations (DCMH_demo.m:19)
+        Int("epochs", 1000, "DCMH_demo.m:19 (2 x 500 outer iterations)", minimum=2, multiple_of=2,
+            doc="a DCMH outer iteration is two trainer epochs, one pass per network"),
+        Int("batch_size", 128, "DCMH_demo.m:24", minimum=1),
+        # logging only: the official code evaluates the final nets (process_DCMH.m:83-112)
+        Int("eval_every", 50, "ours (logging only; process_DCMH.m:83-112 evaluates the final nets)", minimum=1),
+        Choice("selection", "last", SELECTIONS, "process_DCMH.m:83-112 (no model selection)"),
+        Floats("lr_log10", [-1.5, -3.0], "DCMH_demo.m:20-21 (logspace(-1.5, -3, maxIter) for both nets)",
+               length=2, doc="[start, stop] exponents of the logspace"),
+        Float("weight_decay", 5e-4, "update_net.m:2", minimum=0),
+        Float("gamma", 1.0, "DCMH_demo.m:22", minimum=0, doc="quantisation weight"),
+        Float("eta", 1.0, "DCMH_demo.m:23", minimum=0, doc="bit-balance weight"),
+        # quirk: text pass before image pass (process_DCMH.m:33-75); paper: image
+        Choice("first_modality", "text", MODALITIES, "process_DCMH.m:33-75 (text first); the paper's Algorithm 1: "
+               "image"),
+        # quirk: F = G = 0 (process_DCMH.m:18-19), so the first B is 0; TF: normal
+        Choice("buffer_init", "zeros", BUFFER_INITS, "process_DCMH.m:18-19 (zeros); the TF port: normal "
+               "(DCMH_demo.py:187-189)"),
+        Bool("text_zero_mean", True, "DCMH_demo.m:27 (normZeroMean(YAll)), here over the training rows"),
+        Float("init_std", 0.01, "net_structure_txt.m:2-20, net_structure_img.m:15-16", minimum=0,
+              exclusive_minimum=True),
+        # the layers after fc7: the hash layer 4096 -> bits (net_structure_img.m:11-17)
+        Ints("image_hidden", [], "net_structure_img.m:11-17 (the hash layer on fc7)", minimum=1),
+        Ints("text_hidden", [8192], "net_structure_txt.m:2,19", minimum=1),
+        Bool("log_objective", True, "process_DCMH.m:118-124 (calc_loss, logged at each epoch start)"),
+    )
     # The official code publishes one setting (the MIRFlickr demo, DCMH_demo.m:3,19-24) and uses
     # no per-dataset values; its data readme also covers NUS-WIDE top-21 / top-10 (readme.txt:16-21)
     # and the paper IAPR TC-12 (README.md:11), with the same code. MS-COCO and Wikipedia are not
     # DCMH datasets: they take the same values.
-    per_dataset: ClassVar[dict[str, dict[str, Any]]] = {
-        "mirflickr25k": {}, "nuswide21": {}, "nuswide10": {}, "iaprtc12": {}, "mscoco": {}, "wikipedia": {}}
+    published_families: ClassVar[tuple[str, ...]] = (
+        "mirflickr25k", "nuswide21", "nuswide10", "iaprtc12", "mscoco", "wikipedia")
 
     #: Rows per chunk when the whole-set objective is computed.
     objective_chunk: ClassVar[int] = 2048
@@ -259,15 +278,6 @@ class DCMH(HashingMethod):
     def __init__(self, image_dim: int, text_dim: int, n_classes: int, bits: int,
                  hp: dict[str, Any], protocol: str) -> None:
         super().__init__(image_dim, text_dim, n_classes, bits, hp, protocol)
-        self.check_hparams(choices={"first_modality": MODALITIES, "buffer_init": BUFFER_INITS},
-                           at_least_one=("epochs", "batch_size"), non_negative=("gamma", "eta", "weight_decay"),
-                           positive=("init_std",))
-        if int(self.hp["epochs"]) % 2:
-            raise ConfigError(f"methods.dcmh.epochs: {self.hp['epochs']} is odd; a DCMH outer iteration is two "
-                              "trainer epochs (one pass per network), so epochs = 2 x iterations")
-        rates = self.hp["lr_log10"]
-        if len(rates) != 2:
-            raise ConfigError(f"methods.dcmh.lr_log10: {rates}; give [start, stop] exponents of the logspace")
         self.image_net = mlp(image_dim, list(self.hp["image_hidden"]), bits)
         self.text_net = mlp(text_dim, list(self.hp["text_hidden"]), bits)
         _init_normal(self.image_net, float(self.hp["init_std"]))

@@ -111,8 +111,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmhash.errors import ConfigError
-from cmhash.methods.base import CROSSMODAL, Batch, HashingMethod, Selection, TrainView
+from cmhash.methods.base import (
+    CROSSMODAL,
+    SELECTIONS,
+    Batch,
+    HashingMethod,
+    Selection,
+    TrainView,
+)
+from cmhash.methods.hparams import Bool, Choice, Float, HParam, Int
 from cmhash.methods.registry import register
 
 __all__ = ["DGCPN", "PAPER_SELECTION", "DropoutHashNet", "dgcpn_loss", "graph_neighbour_affinity",
@@ -206,33 +213,37 @@ class DGCPN(HashingMethod):
     task: ClassVar[str] = CROSSMODAL
     reads_labels: ClassVar[bool] = False
     paper_denominator: ClassVar[str] = "zero"  # metric.py:131-146: skipped queries still count in num_query
-    defaults: ClassVar[dict[str, Any]] = {
-        "epochs": 100,  # train.py:37
-        "batch_size": 32,  # train.py:38
-        "eval_every": 1,  # EVAL_INTERVAL, train.py:43
-        "selection": "last",  # see the module docstring: paper needs PAPER_SELECTION from the trainer
-        "lr": 0.005,  # train.py:39
-        "weight_decay": 5e-4,  # train.py:40
-        "momentum": 0.9,  # train.py:41
-        "K": 1.5,  # train.py:50
-        "dw": 1.0,  # train.py:47
-        "cw": 1.0,  # train.py:48
-        "a1": 0.01,  # train.py:52
-        "a2": 0.3,  # train.py:53
-        "neighbours": 2000,  # the paper's k = 5000 - knn_number (train.py:55-61)
-        "scale": 4000.0,  # train.py:63
-        "dropout": 0.5,  # models.py:16,42
-        "image_hidden": 4096,  # models.py:12
-        "text_hidden": 4096,  # models.py:38
-        "text_encode_std": 0.3,  # models.py:44
-        "alternating": True,  # the three updates per batch (train_div.py:143-172); False: step (a) only
-    }
-    per_dataset: ClassVar[dict[str, dict[str, Any]]] = {"mirflickr25k": {"neighbours": 2000}}  # train.py:35,55-61
+    #: The official code the ``file:line`` citations of ``hyperparameters`` refer to.
+    reference: ClassVar[str] = "Atmegal/DGCPN @ 9f62c56"
+    hyperparameters: ClassVar[tuple[HParam, ...]] = (
+        Int("epochs", 100, "train.py:37", minimum=1),
+        Int("batch_size", 32, "train.py:38", minimum=1),
+        Int("eval_every", 1, "EVAL_INTERVAL, train.py:43", minimum=1),
+        # see the module docstring: paper needs PAPER_SELECTION from the trainer
+        Choice("selection", "last", SELECTIONS, "ours (label-free: no labelled selection split)"),
+        Float("lr", 0.005, "train.py:39", minimum=0, exclusive_minimum=True),
+        Float("weight_decay", 5e-4, "train.py:40", minimum=0),
+        Float("momentum", 0.9, "train.py:41", minimum=0, maximum=1),
+        Float("K", 1.5, "train.py:50", minimum=0),
+        Float("dw", 1.0, "train.py:47", minimum=0),
+        Float("cw", 1.0, "train.py:48", minimum=0),
+        Float("a1", 0.01, "train.py:52", minimum=0, maximum=1),
+        Float("a2", 0.3, "train.py:53", minimum=0, maximum=1),
+        # the paper's k = 5000 - knn_number (train.py:55-61); the largest entry is dropped, so >= 2
+        Int("neighbours", 2000, "train.py:55-61 (the paper's k = 5000 - knn_number 3000)", minimum=2,
+            per_family={"mirflickr25k": 2000}, family_source="train.py:35, 55-61 (--data_name flickr)"),
+        Float("scale", 4000.0, "train.py:63", minimum=0, exclusive_minimum=True),
+        Float("dropout", 0.5, "models.py:16,42", minimum=0, maximum=1),
+        Int("image_hidden", 4096, "models.py:12", minimum=1),
+        Int("text_hidden", 4096, "models.py:38", minimum=1),
+        Float("text_encode_std", 0.3, "models.py:44; null: PyTorch's default init", minimum=0, nullable=True),
+        # the three updates per batch (train_div.py:143-172); False: step (a) only
+        Bool("alternating", True, "train_div.py:143-172 (three updates per batch); false: step (a) only"),
+    )
 
     def __init__(self, image_dim: int, text_dim: int, n_classes: int, bits: int,
                  hp: dict[str, Any], protocol: str) -> None:
         super().__init__(image_dim, text_dim, n_classes, bits, hp, protocol)
-        self._check_hparams()
         hp = self.hp
         self.image_net = DropoutHashNet(image_dim, int(hp["image_hidden"]), bits, float(hp["dropout"]))
         self.text_net = DropoutHashNet(text_dim, int(hp["text_hidden"]), bits, float(hp["dropout"]),
@@ -242,14 +253,6 @@ class DGCPN(HashingMethod):
         #: reloaded method rebuilds it.
         self.register_buffer("affinity", torch.zeros(0, 0), persistent=False)
         self._optimizer: torch.optim.Optimizer | None = None
-
-    def _check_hparams(self) -> None:
-        self.check_hparams(choices={"alternating": (True, False), "selection": ("last", "best")},
-                           unit=("a1", "a2", "dropout", "momentum"), positive=("lr", "scale"),
-                           at_least_one=("batch_size", "epochs", "eval_every", "image_hidden", "text_hidden"),
-                           non_negative=("weight_decay", "dw", "cw", "K"))
-        if int(self.hp["neighbours"]) < 2:
-            raise ConfigError(f"methods.dgcpn.neighbours: {self.hp['neighbours']} must be >= 2 (the largest is dropped)")
 
     def configure_optimizer(self) -> tuple[torch.optim.Optimizer, None]:
         """SGD (lr 0.005, momentum 0.9, weight decay 5e-4) with one parameter group per network

@@ -123,8 +123,16 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from cmhash.methods.base import CROSSMODAL, Batch, HashingMethod, Selection, TrainView
+from cmhash.methods.base import (
+    CROSSMODAL,
+    SELECTIONS,
+    Batch,
+    HashingMethod,
+    Selection,
+    TrainView,
+)
 from cmhash.methods.encoders import mlp
+from cmhash.methods.hparams import Bool, Choice, Float, HParam, Int, Ints
 from cmhash.methods.registry import register
 
 __all__ = ["DJSRH", "alpha_at", "cosine_affinity", "djsrh_objective", "joint_semantics_affinity",
@@ -179,6 +187,10 @@ def alpha_at(epoch: int, schedule: str = "sqrt") -> float:
     return math.sqrt(epoch + 1.0) if schedule == "sqrt" else 1.0
 
 
+#: Where the per-benchmark values come from (WIKI, MIRFlickr, NUS-WIDE TC-10 blocks of settings.py).
+FAMILY_SOURCE = "settings.py:18-24 (wikipedia), 33-39 (mirflickr25k), 47-53 (nuswide10)"
+
+
 # -- the method ----------------------------------------------------------------------------------
 @register
 class DJSRH(HashingMethod):
@@ -189,52 +201,42 @@ class DJSRH(HashingMethod):
     task: ClassVar[str] = CROSSMODAL
     reads_labels: ClassVar[bool] = False
     paper_denominator: ClassVar[str] = "zero"  # metric.py:149-155: skipped queries still count in num_query
-    defaults: ClassVar[dict[str, Any]] = {
-        "epochs": 80,  # NUM_EPOCH, settings.py:36 (MIRFlickr)
-        "batch_size": 32,  # settings.py:56
-        "eval_every": 40,  # EVAL_INTERVAL, settings.py:39; logging only (train.py:184-185)
-        "selection": "last",  # the last epoch is saved and reported (train.py:187-188)
-        "lr_image": 0.001,  # LR_IMG, settings.py:37
-        "lr_text": 0.01,  # LR_TXT, settings.py:38
-        "momentum": 0.9,  # settings.py:62
-        "weight_decay": 5e-4,  # settings.py:63
-        "beta": 0.9,  # settings.py:33
-        "eta": 0.4,  # settings.py:59
-        "mu": 1.5,  # settings.py:58
-        "lambda1": 0.1,  # settings.py:34
-        "lambda2": 0.1,  # settings.py:35
-        "alpha_schedule": "sqrt",  # models.py:27; "constant": README.md:71 ablation
-        "image_hidden": [],  # the hash layer on fixed fc7-like features (models.py:13)
-        "text_hidden": [4096],  # models.py:33
+    #: The official code the ``file:line`` citations of ``hyperparameters`` refer to.
+    reference: ClassVar[str] = "zs-zhong/DJSRH @ 6041c2d"
+    hyperparameters: ClassVar[tuple[HParam, ...]] = (
+        Int("epochs", 80, "NUM_EPOCH, settings.py:36 (MIRFlickr)", minimum=1, per_family={"wikipedia": 200, "mirflickr25k": 80, "nuswide10": 80}, family_source=FAMILY_SOURCE),
+        Int("batch_size", 32, "settings.py:56", minimum=1),
+        # EVAL_INTERVAL; logging only (train.py:184-185)
+        Int("eval_every", 40, "EVAL_INTERVAL, settings.py:39 (logging only, train.py:184-185)", minimum=1,
+            per_family={"wikipedia": 100, "mirflickr25k": 40, "nuswide10": 40}, family_source=FAMILY_SOURCE),
+        Choice("selection", "last", SELECTIONS, "train.py:187-188 (the last epoch is saved and reported)"),
+        Float("lr_image", 0.001, "LR_IMG, settings.py:37", minimum=0, exclusive_minimum=True,
+              per_family={"wikipedia": 0.01, "mirflickr25k": 0.001, "nuswide10": 0.001}, family_source=FAMILY_SOURCE),
+        Float("lr_text", 0.01, "LR_TXT, settings.py:38", minimum=0, exclusive_minimum=True, per_family={"wikipedia": 0.01, "mirflickr25k": 0.01, "nuswide10": 0.01}, family_source=FAMILY_SOURCE),
+        Float("momentum", 0.9, "settings.py:62", minimum=0, maximum=1),
+        Float("weight_decay", 5e-4, "settings.py:63", minimum=0),
+        Float("beta", 0.9, "settings.py:33", minimum=0, maximum=1, per_family={"wikipedia": 0.3, "mirflickr25k": 0.9, "nuswide10": 0.6}, family_source=FAMILY_SOURCE),
+        Float("eta", 0.4, "settings.py:59", minimum=0, maximum=1),
+        Float("mu", 1.5, "settings.py:58", minimum=0, exclusive_minimum=True),
+        Float("lambda1", 0.1, "settings.py:34", minimum=0, per_family={"wikipedia": 0.3, "mirflickr25k": 0.1, "nuswide10": 0.1}, family_source=FAMILY_SOURCE),
+        Float("lambda2", 0.1, "settings.py:35", minimum=0, per_family={"wikipedia": 0.3, "mirflickr25k": 0.1, "nuswide10": 0.1}, family_source=FAMILY_SOURCE),
+        Choice("alpha_schedule", "sqrt", ("sqrt", "constant"), "models.py:27 (sqrt); constant: the README.md:71 "
+               "ablation"),
+        Ints("image_hidden", [], "models.py:13 (the hash layer on fixed fc7-like features)", minimum=1),
+        Ints("text_hidden", [4096], "models.py:33", minimum=1),
         # quirks: None = by protocol (paper: reproduced, sound: fixed); True/False force them
-        "drop_last": None,  # train.py:40
-    }
-    per_dataset: ClassVar[dict[str, dict[str, Any]]] = {
-        "wikipedia": {"beta": 0.3, "lambda1": 0.3, "lambda2": 0.3, "epochs": 200, "lr_image": 0.01, "lr_text": 0.01,
-                      "eval_every": 100},  # settings.py:18-24
-        "mirflickr25k": {"beta": 0.9, "lambda1": 0.1, "lambda2": 0.1, "epochs": 80, "lr_image": 0.001,
-                         "lr_text": 0.01, "eval_every": 40},  # settings.py:33-39
-        "nuswide10": {"beta": 0.6, "lambda1": 0.1, "lambda2": 0.1, "epochs": 80, "lr_image": 0.001, "lr_text": 0.01,
-                      "eval_every": 40},  # settings.py:47-53
-    }
+        Bool("drop_last", None, "train.py:40; null: by protocol (paper: on, sound: off)", nullable=True),
+    )
     QUIRKS: ClassVar[tuple[str, ...]] = ("drop_last",)
 
     def __init__(self, image_dim: int, text_dim: int, n_classes: int, bits: int,
                  hp: dict[str, Any], protocol: str) -> None:
         super().__init__(image_dim, text_dim, n_classes, bits, hp, protocol)
-        self._check_hparams()
         self.image_net = mlp(image_dim, list(self.hp["image_hidden"]), bits)
         self.text_net = mlp(text_dim, list(self.hp["text_hidden"]), bits)
         #: The tanh scale of the epoch being trained (the official nets keep it as an attribute,
         #: so evaluation uses the last epoch's); a buffer so checkpoints carry it.
         self.register_buffer("alpha", torch.tensor(1.0))
-
-    def _check_hparams(self) -> None:
-        self.check_hparams(choices={"alpha_schedule": ("sqrt", "constant"), **{q: (None, True, False) for q in self.QUIRKS},
-                                    "selection": ("last", "best")},
-                           unit=("beta", "eta", "momentum"), positive=("lr_image", "lr_text", "mu"),
-                           at_least_one=("batch_size", "epochs", "eval_every"),
-                           non_negative=("weight_decay", "lambda1", "lambda2"))
 
     def quirk(self, key: str) -> bool:
         """Whether the published quirk ``key`` is on: the hyper-parameter if set, else the protocol."""

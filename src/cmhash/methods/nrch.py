@@ -90,9 +90,17 @@ from sklearn.mixture import GaussianMixture
 from torch import nn
 
 from cmhash.errors import ConfigError
-from cmhash.methods.base import CROSSMODAL, Batch, HashingMethod, Selection, TrainView
+from cmhash.methods.base import (
+    CROSSMODAL,
+    SELECTIONS,
+    Batch,
+    HashingMethod,
+    Selection,
+    TrainView,
+)
 from cmhash.methods.contrastive import label_overlap, quantisation_loss, rch_loss
 from cmhash.methods.encoders import HashEncoder
+from cmhash.methods.hparams import Bool, Choice, Float, HParam, Int, Ints
 from cmhash.methods.registry import register
 
 __all__ = ["NRCH", "SeparatorFit", "classifier_loss", "classifier_scores", "fit_noise_separator",
@@ -219,35 +227,41 @@ class NRCH(HashingMethod):
     paper_denominator: ClassVar[str] = "skip"
     eval_offset: ClassVar[int] = 1  # published: scored at the start of epoch e iff (e + 1) % 20 == 0 (NRCH.py:205)
     paper_scores_final: ClassVar[bool] = False  # published: no evaluation after the loop (NRCH.py:196-258)
-    defaults: ClassVar[dict[str, Any]] = {
-        "epochs": 100,
-        "batch_size": 128,
-        "eval_every": 20,  # published: candidates after 19, 39, 59, 79, 99 epochs, best t2i + i2t (NRCH.py:205, 215)
-        "selection": "best",
-        "lr": 1e-5,  # RMSprop
-        "classifier_lr": None,  # not published: None = lr (published, NRCH.py:180-183); a faster rate for W only
-        "weight_decay": 1e-5,
-        "lambda": 0.6,
-        "margin": 0.2,
-        "shift": 1.0,
-        "tau": 1.0,
-        "threshold": 0.3,  # GMM clean-probability threshold (xi)
-        "warmup_epochs": 19,  # every sample while epoch + 1 < 20 (NRCH.py:158)
-        "threshold_schedule": "code",  # code | paper (see module docstring)
-        "num_gradual": 100,  # length of the rising schedule (paper schedule only)
-        "separator": True,  # False: ablation, every sample every epoch
-        "batching": "in_batch",  # in_batch (published, NRCH.py:228-237) | subset
-        "rch_quirk": True,  # second RCH term reuses the first's matrix (published, NRCH.py:107)
-        "rch_tanh": True,  # tanh applied again inside the loss (published, NRCH.py:76-77)
-        "gmm_max_iter": 10,
-        "gmm_tol": 0.5,
-        "gmm_reg_covar": 5e-4,
-        "image_hidden": [8192, 8192],
-        "text_hidden": [8192],
-    }
+    #: The official code the ``file:line`` citations of ``hyperparameters`` refer to.
+    reference: ClassVar[str] = "LonganWANG-cs/NRCH @ b190e97"
+    hyperparameters: ClassVar[tuple[HParam, ...]] = (
+        Int("epochs", 100, "NRCH.py:55", minimum=1),
+        Int("batch_size", 128, "NRCH.py:53", minimum=1),
+        # published: candidates after 19, 39, 59, 79, 99 epochs, best t2i + i2t (NRCH.py:205, 215)
+        Int("eval_every", 20, "NRCH.py:205 (scored iff (e + 1) % 20 == 0)", minimum=1),
+        Choice("selection", "best", SELECTIONS, "NRCH.py:215 (best t2i + i2t)"),
+        Float("lr", 1e-5, "NRCH.py:48-49 (RMSprop)", minimum=0, exclusive_minimum=True),
+        # not published: None = lr (published, NRCH.py:180-183); a faster rate for W only
+        Float("classifier_lr", None, "not published: null = lr, as NRCH.py:180-183 (one rate for all)",
+              minimum=0, exclusive_minimum=True, nullable=True, doc="the classifier W's own RMSprop rate"),
+        Float("weight_decay", 1e-5, "NRCH.py:48-49", minimum=0),
+        Float("lambda", 0.6, "NRCH.py:23", minimum=0, maximum=1, doc="RCH vs quantisation weight"),
+        Float("margin", 0.2, "NRCH.py:72", minimum=0),
+        Float("shift", 1.0, "NRCH.py:73", minimum=0),
+        Float("tau", 1.0, "NRCH.py:74", minimum=0, exclusive_minimum=True),
+        Float("threshold", 0.3, "NRCH.py:65 (threshold_rate)", minimum=0, maximum=1,
+              doc="GMM clean-probability threshold (xi)"),
+        Int("warmup_epochs", 19, "NRCH.py:158 (every sample while epoch + 1 < 20)", minimum=0),
+        Choice("threshold_schedule", "code", ("code", "paper"), "NRCH.py:227 (code: constant); paper: the "
+               "rising schedule built at NRCH.py:186-187 but never read"),
+        Int("num_gradual", 100, "NRCH.py:186-187 (paper schedule only)", minimum=1),
+        Bool("separator", True, "NRCH.py:151-161; false: ablation, every sample every epoch"),
+        Choice("batching", "in_batch", ("in_batch", "subset"), "NRCH.py:228-237 (in_batch)"),
+        Bool("rch_quirk", True, "NRCH.py:107 (second RCH term reuses the first's matrix)"),
+        Bool("rch_tanh", True, "NRCH.py:76-77 (tanh applied again inside the loss)"),
+        Int("gmm_max_iter", 10, "NRCH.py:151", minimum=1),
+        Float("gmm_tol", 0.5, "NRCH.py:151", minimum=0, exclusive_minimum=True),
+        Float("gmm_reg_covar", 5e-4, "NRCH.py:151", minimum=0),
+        Ints("image_hidden", [8192, 8192], "network.py:29-80", minimum=1),
+        Ints("text_hidden", [8192], "network.py:29-80", minimum=1),
+    )
     # The published code uses the same settings on every dataset (NRCH.py:46-74; only train_size varies, :34-41).
-    per_dataset: ClassVar[dict[str, dict[str, Any]]] = {
-        "mirflickr25k": {}, "nuswide21": {}, "mscoco": {}, "iaprtc12": {}}
+    published_families: ClassVar[tuple[str, ...]] = ("mirflickr25k", "nuswide21", "mscoco", "iaprtc12")
 
     #: Rows per forward pass when the separator scores the whole training view.
     separator_chunk: ClassVar[int] = 2048
@@ -255,16 +269,11 @@ class NRCH(HashingMethod):
     def __init__(self, image_dim: int, text_dim: int, n_classes: int, bits: int,
                  hp: dict[str, Any], protocol: str) -> None:
         super().__init__(image_dim, text_dim, n_classes, bits, hp, protocol)
-        self._check_hparams()
         self.image_net = HashEncoder(image_dim, self.hp["image_hidden"], bits)
         self.text_net = HashEncoder(text_dim, self.hp["text_hidden"], bits)
         self.W = nn.Parameter(nn.init.orthogonal_(torch.empty(n_classes, bits), gain=1.0))
         # Seed of the separator's GMM, drawn from the (trainer-seeded) torch generator.
         self.register_buffer("separator_seed", torch.randint(0, 2**31 - 1, (), dtype=torch.int64))
-
-    def _check_hparams(self) -> None:
-        self.check_hparams(choices={"threshold_schedule": ("code", "paper"), "batching": ("in_batch", "subset")},
-                           unit=("threshold", "lambda"), positive=("tau",))
 
     def configure_optimizer(self) -> tuple[torch.optim.Optimizer, None]:
         """RMSprop over every parameter at ``lr`` (published: NRCH.py:48-49, 180-184). ``classifier_lr`` (an extension,

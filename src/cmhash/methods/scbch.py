@@ -90,9 +90,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmhash.errors import ConfigError
-from cmhash.methods.base import CROSSMODAL, Batch, HashingMethod, Selection, TrainView
+from cmhash.methods.base import (
+    CROSSMODAL,
+    SELECTIONS,
+    Batch,
+    HashingMethod,
+    Selection,
+    TrainView,
+)
 from cmhash.methods.contrastive import clamp_diagonal, masked_similarity
 from cmhash.methods.encoders import HashEncoder
+from cmhash.methods.hparams import Bool, Choice, Float, HParam, Int, Ints
 from cmhash.methods.registry import register
 
 __all__ = ["CODE_ARGUMENT_WEIGHTS", "SCBCH", "CSCCResult", "bsch_loss", "cscc_weights", "label_jaccard",
@@ -237,50 +245,52 @@ class SCBCH(HashingMethod):
     paper_denominator: ClassVar[str] = "skip"
     eval_offset: ClassVar[int] = 1  # published: scored at the start of every epoch index 0..49 (train.py:302)
     paper_scores_final: ClassVar[bool] = False  # published: nothing evaluated after the loop (train.py:436-438)
-    defaults: ClassVar[dict[str, Any]] = {
-        "epochs": 50,
-        "batch_size": 128,
-        "eval_every": 1,  # published: mAP before training every epoch, best t2i + i2t kept (train.py:302, 347)
-        "selection": "best",
-        "lr": 1e-4,  # Adam
-        "weight_decay": 1e-5,
-        "warmup_epochs": 5,  # CSCC weights from epoch 5 (0-based) on (train.py:401, 416)
-        "k": 20,  # code argument defaults (train.py:36-38); every dataset takes its per_dataset entry (:501-531)
-        "margin": 0.2,
-        "shift": 1.0,
-        "alpha": 0.7,  # README (readme.md:31); the code's argument default is 0.3 (train.py:39)
-        "beta": 0.3,  # README (readme.md:31); the code's argument default is 0.7 (train.py:40)
-        "lambda_class": 1.0,
-        "tau": 1.0,
-        "gamma": 0.5,
-        "cscc": True,  # False: ablation, all weights 1
-        "bsch": True,  # False: ablation, no contrastive term
-        "bsch_start": "code",  # code: from epoch 0 (train.py:181) | paper: with CSCC after warm-up
-        "cscc_similarity": "within",  # within (train.py:215) | cross (cos(U, V), as the paper describes)
-        "cscc_block": 2048,  # rows per CSCC block (memory block x N)
-        "image_hidden": [8192, 8192],
-        "text_hidden": [8192],
-    }
-    per_dataset: ClassVar[dict[str, dict[str, Any]]] = {
-        "mirflickr25k": {"k": 20, "margin": 0.15, "shift": 0.8},
-        "nuswide21": {"k": 20, "margin": 0.2, "shift": 1.0},
-        "mscoco": {"k": 20, "margin": 0.3, "shift": 1.1},
-        "iaprtc12": {"k": 20, "margin": 0.3, "shift": 1.2},
-    }
+    #: The official code the ``file:line`` citations of ``hyperparameters`` refer to.
+    reference: ClassVar[str] = "Plke/SCBCH @ cfcc18c"
+    hyperparameters: ClassVar[tuple[HParam, ...]] = (
+        Int("epochs", 50, "train.py:83", minimum=1),
+        Int("batch_size", 128, "train.py:81", minimum=1),
+        # published: mAP before training every epoch, best t2i + i2t kept (train.py:302, 347)
+        Int("eval_every", 1, "train.py:302", minimum=1),
+        Choice("selection", "best", SELECTIONS, "train.py:347 (best t2i + i2t)"),
+        Float("lr", 1e-4, "train.py:70-77 (Adam)", minimum=0, exclusive_minimum=True),
+        Float("weight_decay", 1e-5, "train.py:70-77", minimum=0),
+        Int("warmup_epochs", 5, "train.py:401, 416 (CSCC weights from epoch 5 on)", minimum=0),
+        # code argument defaults (train.py:36-38); every dataset takes its per-family entry (:501-531)
+        Int("k", 20, "train.py:36 (argument default)", minimum=1,
+            per_family={"mirflickr25k": 20, "nuswide21": 20, "mscoco": 20, "iaprtc12": 20},
+            family_source="train.py:501-531", doc="CSCC neighbours"),
+        Float("margin", 0.2, "train.py:37 (argument default)", minimum=0,
+              per_family={"mirflickr25k": 0.15, "nuswide21": 0.2, "mscoco": 0.3, "iaprtc12": 0.3},
+              family_source="train.py:501-531"),
+        Float("shift", 1.0, "train.py:38 (argument default)", minimum=0,
+              per_family={"mirflickr25k": 0.8, "nuswide21": 1.0, "mscoco": 1.1, "iaprtc12": 1.2},
+              family_source="train.py:501-531"),
+        Float("alpha", 0.7, "readme.md:31 (the code's argument default is 0.3, train.py:39)", minimum=0,
+              doc="BSCH weight"),
+        Float("beta", 0.3, "readme.md:31 (the code's argument default is 0.7, train.py:40)", minimum=0,
+              doc="quantisation weight"),
+        Float("lambda_class", 1.0, "train.py:107", minimum=0, doc="classification weight"),
+        Float("tau", 1.0, "train.py:108", minimum=0, exclusive_minimum=True),
+        Float("gamma", 0.5, "train.py:183", minimum=0, maximum=1, doc="CSCC weight floor"),
+        Bool("cscc", True, "train.py:401-402; false: ablation, all weights 1"),
+        Bool("bsch", True, "train.py:177-181; false: ablation, no contrastive term"),
+        Choice("bsch_start", "code", ("code", "paper"), "train.py:181 (code: from epoch 0); paper: with CSCC "
+               "after warm-up, as the paper describes"),
+        Choice("cscc_similarity", "within", ("within", "cross"), "train.py:215 (within); cross: cos(U, V), as "
+               "the paper describes"),
+        Int("cscc_block", 2048, "ours: rows per CSCC block (memory block x N)", minimum=1),
+        Ints("image_hidden", [8192, 8192], "network.py:33-107", minimum=1),
+        Ints("text_hidden", [8192], "network.py:33-107", minimum=1),
+    )
 
     def __init__(self, image_dim: int, text_dim: int, n_classes: int, bits: int,
                  hp: dict[str, Any], protocol: str) -> None:
         super().__init__(image_dim, text_dim, n_classes, bits, hp, protocol)
-        self._check_hparams()
         self.image_net = HashEncoder(image_dim, self.hp["image_hidden"], bits)
         self.text_net = HashEncoder(text_dim, self.hp["text_hidden"], bits)
         self.W_u = nn.Parameter(nn.init.orthogonal_(torch.empty(bits, n_classes), gain=1.0))
         self.W_v = nn.Parameter(nn.init.orthogonal_(torch.empty(bits, n_classes), gain=1.0))
-
-    def _check_hparams(self) -> None:
-        self.check_hparams(choices={"bsch_start": ("code", "paper"), "cscc_similarity": ("within", "cross")},
-                           unit=("gamma",), positive=("tau",), at_least_one=("k", "cscc_block"),
-                           non_negative=("alpha", "beta", "lambda_class", "margin", "shift"))
 
     def configure_optimizer(self) -> tuple[torch.optim.Optimizer, None]:
         opt = torch.optim.Adam(self.parameters(), lr=self.hp["lr"], weight_decay=self.hp["weight_decay"])

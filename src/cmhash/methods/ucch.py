@@ -145,9 +145,17 @@ import torch
 import torch.nn.functional as F
 
 from cmhash.errors import ConfigError
-from cmhash.methods.base import CROSSMODAL, Batch, HashingMethod, Selection, TrainView
+from cmhash.methods.base import (
+    CROSSMODAL,
+    SELECTIONS,
+    Batch,
+    HashingMethod,
+    Selection,
+    TrainView,
+)
 from cmhash.methods.contrastive import masked_similarity
 from cmhash.methods.encoders import HashEncoder
+from cmhash.methods.hparams import Bool, Choice, Float, HParam, Int, Ints
 from cmhash.methods.registry import register
 
 __all__ = ["PAPER_SELECTION", "UCCH", "bank_contrastive_loss", "bank_logits", "contrastive_hashing_loss",
@@ -304,58 +312,53 @@ class UCCH(HashingMethod):
     task: ClassVar[str] = CROSSMODAL
     reads_labels: ClassVar[bool] = False
     paper_denominator: ClassVar[str] = "skip"  # queries without a relevant item are skipped (UCCH.py:255)
-    defaults: ClassVar[dict[str, Any]] = {
-        "epochs": 20,  # README.md:16, paper §4.3.4 (all datasets); utils/config.py:19 says 100
-        "batch_size": 256,  # utils/config.py:17, README.md:16
-        "eval_every": 1,  # evaluated after every epoch (UCCH.py:226-229)
-        "selection": "last",  # see the module docstring: paper needs PAPER_SELECTION from the trainer
-        "optimizer": "adam",  # utils/config.py:26; "sgd": SGD momentum 0.9 (UCCH.py:105)
-        "lr": 1e-4,  # utils/config.py:15, paper §4.2.2
-        "weight_decay": 1e-6,  # utils/config.py:16
-        "lr_schedule": "multistep",  # --ls default (utils/config.py:24) -> MultiStepLR (UCCH.py:111); or "cos"
-        "milestones": [30, 60, 90, 120],  # UCCH.py:111
-        "gamma": 0.1,  # UCCH.py:111
-        "max_grad_norm": 1.0,  # UCCH.py:165; None: no clipping
-        "alpha": 0.9,  # beta of Eq. 15, utils/config.py:27 (MIRFlickr README: 0.7)
-        "negatives": 4096,  # K, utils/config.py:29, paper §4.2.2
-        "temperature": 0.9,  # T (tau of Eq. 4), utils/config.py:30, paper §4.2.2
-        "momentum": 0.4,  # delta of Eq. 5, utils/config.py:28, paper §4.2.2
-        "margin": 0.2,  # m, utils/config.py:32, paper §4.2.2
-        "shift": 1.0,  # xi of Eq. 8, utils/config.py:31 (MIRFlickr README: 0.1)
-        "tau": 1.0,  # kappa of Eq. 14, fixed in the code (src/utils.py:42)
-        "warmup_epochs": 1,  # in-batch keys, momentum 0 (utils/config.py:33)
-        "image_hidden": [8192, 8192],  # --num_hiden_layers 3 (README.md:16, utils/config.py:23)
-        "text_hidden": [8192],  # --num_hiden_layers ... 2
+    #: The official code the ``file:line`` citations of ``hyperparameters`` refer to.
+    reference: ClassVar[str] = "penghu-cs/UCCH @ 0c20e62"
+    hyperparameters: ClassVar[tuple[HParam, ...]] = (
+        Int("epochs", 20, "README.md:16, paper §4.3.4 (all datasets); utils/config.py:19 says 100", minimum=1),
+        Int("batch_size", 256, "utils/config.py:17, README.md:16", minimum=1),
+        Int("eval_every", 1, "UCCH.py:226-229 (evaluated after every epoch)", minimum=1),
+        # see the module docstring: paper needs PAPER_SELECTION from the trainer
+        Choice("selection", "last", SELECTIONS, "ours (label-free: no labelled selection split)"),
+        Choice("optimizer", "adam", ("adam", "sgd"), "utils/config.py:26; sgd: SGD momentum 0.9 (UCCH.py:105)"),
+        Float("lr", 1e-4, "utils/config.py:15, paper §4.2.2", minimum=0, exclusive_minimum=True),
+        Float("weight_decay", 1e-6, "utils/config.py:16", minimum=0),
+        Choice("lr_schedule", "multistep", ("multistep", "cos"), "utils/config.py:24 (--ls) -> MultiStepLR "
+               "(UCCH.py:111)"),
+        Ints("milestones", [30, 60, 90, 120], "UCCH.py:111", minimum=0),
+        Float("gamma", 0.1, "UCCH.py:111", minimum=0, exclusive_minimum=True, doc="learning-rate decay"),
+        Float("max_grad_norm", 1.0, "UCCH.py:165; null: no clipping", minimum=0, exclusive_minimum=True,
+              nullable=True),
+        Float("alpha", 0.9, "utils/config.py:27 (beta of Eq. 15)", minimum=0, maximum=1,
+              per_family={"mirflickr25k": 0.7}, family_source="README.md:16 (the MIRFlickr command)"),
+        Int("negatives", 4096, "utils/config.py:29, paper §4.2.2 (K)", minimum=1),
+        Float("temperature", 0.9, "utils/config.py:30, paper §4.2.2 (T, tau of Eq. 4)", minimum=0,
+              exclusive_minimum=True),
+        # the bank would never move at momentum 1
+        Float("momentum", 0.4, "utils/config.py:28, paper §4.2.2 (delta of Eq. 5)", minimum=0, maximum=1,
+              exclusive_maximum=True),
+        Float("margin", 0.2, "utils/config.py:32, paper §4.2.2 (m)", minimum=0),
+        Float("shift", 1.0, "utils/config.py:31 (xi of Eq. 8)", minimum=0, per_family={"mirflickr25k": 0.1},
+              family_source="README.md:16 (the MIRFlickr command)"),
+        Float("tau", 1.0, "src/utils.py:42 (kappa of Eq. 14, fixed in the code)", minimum=0, exclusive_minimum=True),
+        Int("warmup_epochs", 1, "utils/config.py:33 (in-batch keys, momentum 0)", minimum=0),
+        Ints("image_hidden", [8192, 8192], "README.md:16, utils/config.py:23 (--num_hiden_layers 3)", minimum=1),
+        Ints("text_hidden", [8192], "README.md:16 (--num_hiden_layers ... 2)", minimum=1),
         # quirks: None = by protocol (paper: reproduced, sound: fixed); True/False force them
-        "biased_memory_init": None,  # NCEAverage.py:19
-        "lr_schedule_lag": None,  # UCCH.py:225,228
-        "drop_last": None,  # UCCH.py:63
-    }
-    # The only published per-dataset setting: the README command for MIRFlickr features (README.md:16).
-    per_dataset: ClassVar[dict[str, dict[str, Any]]] = {"mirflickr25k": {"alpha": 0.7, "shift": 0.1}}
+        Bool("biased_memory_init", None, "NCEAverage.py:19; null: by protocol (paper: on, sound: off)", nullable=True),
+        Bool("lr_schedule_lag", None, "UCCH.py:225,228; null: by protocol (paper: on, sound: off)", nullable=True),
+        Bool("drop_last", None, "UCCH.py:63; null: by protocol (paper: on, sound: off)", nullable=True),
+    )
     QUIRKS: ClassVar[tuple[str, ...]] = ("biased_memory_init", "lr_schedule_lag", "drop_last")
 
     def __init__(self, image_dim: int, text_dim: int, n_classes: int, bits: int,
                  hp: dict[str, Any], protocol: str) -> None:
         super().__init__(image_dim, text_dim, n_classes, bits, hp, protocol)
-        self._check_hparams()
         self.image_net = HashEncoder(image_dim, self.hp["image_hidden"], bits)
         self.text_net = HashEncoder(text_dim, self.hp["text_hidden"], bits)
         #: The hashing memory bank, one row per training row; sized by :meth:`init_memory` (the
         #: trainer's first :meth:`before_epoch`) or by :meth:`load_state_dict`.
         self.register_buffer("memory", torch.zeros(0, bits))
-
-    def _check_hparams(self) -> None:
-        hp = self.hp
-        self.check_hparams(choices={"optimizer": ("adam", "sgd"), "lr_schedule": ("multistep", "cos"),
-                                    **{q: (None, True, False) for q in self.QUIRKS}},
-                           unit=("alpha", "momentum"), positive=("temperature", "tau", "lr"),
-                           at_least_one=("negatives", "batch_size", "epochs"),
-                           non_negative=("weight_decay", "margin", "shift", "warmup_epochs"))
-        if hp["momentum"] >= 1.0:
-            raise ConfigError(f"methods.ucch.momentum: {hp['momentum']} must be < 1 (the bank would never move)")
-        if hp["max_grad_norm"] is not None and float(hp["max_grad_norm"]) <= 0:
-            raise ConfigError(f"methods.ucch.max_grad_norm: {hp['max_grad_norm']} must be > 0 or null")
 
     def quirk(self, key: str) -> bool:
         """Whether the published quirk ``key`` is on: the hyper-parameter if set, else the protocol."""
