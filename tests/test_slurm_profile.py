@@ -1,7 +1,9 @@
 """The SLURM profile without a cluster: the real executor plugin submits to fake SLURM tools
 (tests/fake_slurm.py) that run each job locally; we check what was asked of SLURM per rule,
 that a job failing on its first attempt is resubmitted with more memory and time, and that
-the jobs inherit MLFLOW_TRACKING_URI."""
+the jobs inherit MLFLOW_TRACKING_URI. tests/test_slurm_real.py runs the profile on a real
+single-node SLURM cluster (root and CMHASH_TEST_SLURM=1 only); this test also covers what that one
+cannot, the GPU request."""
 from __future__ import annotations
 
 import json
