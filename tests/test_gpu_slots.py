@@ -232,7 +232,7 @@ TRAIN_SCRIPT = textwrap.dedent("""
     w = NS(dataset="tiny", method="baseline", noise_model="nrch", rate="0.5", bits="16", seed="0", protocol="sound")
     run = "results/runs/tiny/baseline/nrch-0.5/bits16/seed0/sound"
     sm = NS(log=["results/logs/train.log"], config=cfg, wildcards=w, threads=1, params=NS(uri=uri), resources={"mem_mb": 4000},
-            input=NS(dataset="results/datasets/tiny/labels.npy", noisy="results/noise/tiny/nrch-0.5/seed0/noisy_labels.npy"),
+            input=NS(dataset=["results/datasets/tiny/labels.npy"], noise=["results/noise/tiny/nrch-0.5/seed0/noisy_labels.npy"]),
             output=NS(record=run + "/train.json"))
     runpy.run_path(sys.argv[3], init_globals={"snakemake": sm}, run_name="__main__")
 """)

@@ -17,6 +17,6 @@ with GpuSlot() if sm.config.get("device", "auto") != "cpu" else nullcontext():
     from cmhash.cell import Cell
     from cmhash.pipeline import stage_train
 
-    noise = Path(sm.input.noise[0]).parent if "noise" in sm.input.keys() else None  # noqa: SIM118 (None: label-free)
+    noise = getattr(sm.input, "noise", None)  # none for a label-free cell (rule train_label_free)
     stage_train(dict(sm.config, threads=sm.threads), Cell.from_wildcards(sm.wildcards), Path(sm.input.dataset[0]).parent,
-                noise, Path(sm.output.record).parent, tracking_uri=sm.params.uri)
+                Path(noise[0]).parent if noise else None, Path(sm.output.record).parent, tracking_uri=sm.params.uri)
