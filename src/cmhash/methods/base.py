@@ -139,6 +139,9 @@ class HashingMethod(nn.Module):
     #: protocol) and its result fills every noise column; it must never touch the labels the
     #: trainer still hands it.
     reads_labels: ClassVar[bool] = True
+    #: Buffers sized by the training view (allocated at the first ``before_epoch``, so empty in a
+    #: fresh method): loading a state dict first takes the saved shapes, so a resumed run works.
+    view_buffers: ClassVar[tuple[str, ...]] = ()
     #: mAP denominator under the `paper` protocol: "skip" queries without relevant items (NRCH,
     #: SCBCH: utils/tools.py:493-495, 505 / 559-561, 571) or count them as 0 ("zero", DCGMH:
     #: utils.py:110). The `sound` protocol always skips.
@@ -213,6 +216,13 @@ class HashingMethod(nn.Module):
         if epoch >= epochs:
             return self.protocol == "sound" or self.paper_scores_final or self.hp["selection"] == "last"
         return (epoch + self.eval_offset) % every == 0
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in self.view_buffers:
+            key = prefix + name
+            if key in state_dict and state_dict[key].shape != self._buffers[name].shape:
+                self._buffers[name] = torch.empty_like(state_dict[key], device=self._buffers[name].device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- helpers ------------------------------------------------------------------------
     def encode_all(self, image: torch.Tensor, text: torch.Tensor, chunk: int = 4096) -> dict[str, torch.Tensor]:

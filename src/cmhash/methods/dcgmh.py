@@ -330,6 +330,7 @@ class DCGMH(HashingMethod):
     """DCGMH; see the module docstring for the published behaviour and the protocols."""
 
     name: ClassVar[str] = "dcgmh"
+    view_buffers: ClassVar[tuple[str, ...]] = _VIEW_BUFFERS
     task: ClassVar[str] = FUSED
     paper_denominator: ClassVar[str] = "zero"  # published mAP counts queries with no relevant item as 0 (utils.py:110)
     #: The official code the ``file:line`` citations of ``hyperparameters`` refer to.
@@ -421,14 +422,6 @@ class DCGMH(HashingMethod):
         self.flagged = torch.zeros(n, dtype=torch.bool, device=device)
         self.visit_state = torch.full((n,), UNSEEN, dtype=torch.int8, device=device)
         self.corrected_labels = torch.full((n, c), float("nan"), device=device)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # The view-sized buffers are empty until the first epoch: take the checkpoint's shapes.
-        for name in _VIEW_BUFFERS:
-            key = prefix + name
-            if key in state_dict and state_dict[key].shape != self._buffers[name].shape:
-                self._buffers[name] = torch.empty_like(state_dict[key], device=self._buffers[name].device)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- the per-epoch hook ----------------------------------------------------------------
     def before_epoch(self, view: TrainView, epoch: int) -> Selection | None:

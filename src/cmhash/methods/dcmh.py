@@ -234,6 +234,7 @@ class DCMH(HashingMethod):
     module docstring for the mapping onto the trainer and every published quirk."""
 
     name: ClassVar[str] = "dcmh"
+    view_buffers: ClassVar[tuple[str, ...]] = _VIEW_BUFFERS
     task: ClassVar[str] = CROSSMODAL
     paper_denominator: ClassVar[str] = "zero"  # calcMapTopkMapTopkPreTopkRecLabel.m:33-35,57: / all queries
     #: The official code the ``file:line`` citations of ``hyperparameters`` refer to.
@@ -319,14 +320,6 @@ class DCMH(HashingMethod):
         else:
             self.F, self.G = torch.randn(shape).to(device), torch.randn(shape).to(device)
         self.B = torch.zeros(shape, device=device)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # The view-sized buffers are empty until the first epoch: take the checkpoint's shapes.
-        for name in _VIEW_BUFFERS:
-            key = prefix + name
-            if key in state_dict and state_dict[key].shape != self._buffers[name].shape:
-                self._buffers[name] = torch.empty_like(state_dict[key], device=self._buffers[name].device)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- the per-epoch hook ----------------------------------------------------------------
     def before_epoch(self, view: TrainView, epoch: int) -> Selection | None:

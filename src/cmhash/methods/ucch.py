@@ -309,6 +309,7 @@ class UCCH(HashingMethod):
     ranking. Reads no label."""
 
     name: ClassVar[str] = "ucch"
+    view_buffers: ClassVar[tuple[str, ...]] = ("memory",)  # the bank, sized at the first epoch
     task: ClassVar[str] = CROSSMODAL
     reads_labels: ClassVar[bool] = False
     paper_denominator: ClassVar[str] = "skip"  # queries without a relevant item are skipped (UCCH.py:255)
@@ -391,14 +392,6 @@ class UCCH(HashingMethod):
     def init_memory(self, n: int) -> None:
         """Allocate and initialise the bank for ``n`` training rows (:func:`init_memory_bank`)."""
         self.memory = init_memory_bank(n, self.bits, self.quirk("biased_memory_init"), device=self.memory.device)
-
-    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
-        """As ``nn.Module.load_state_dict``; first resizes the bank to the saved one (a fresh
-        method's bank is empty until its first epoch)."""
-        saved = state_dict.get("memory") if hasattr(state_dict, "get") else None
-        if saved is not None and tuple(saved.shape) != tuple(self.memory.shape):
-            self.memory = torch.empty(saved.shape, dtype=self.memory.dtype, device=self.memory.device)
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def before_epoch(self, view: TrainView, epoch: int) -> Selection | None:
         """Size the bank on the first epoch; no selection (every row, every epoch). Reads only
