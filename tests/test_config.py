@@ -116,3 +116,13 @@ def test_a_named_variant_is_a_grid_method_running_its_registered_method(demo):
     chosen = cell_settings(cfg, "scbch_code_weights", "embedded")
     assert chosen["variant_of"] == "scbch" and chosen["methods"] == {"alpha": 0.3, "beta": 0.7}
     assert "variant_of" not in cell_settings(cfg, "scbch", "embedded")  # plain methods' params unchanged
+
+
+def test_a_label_free_method_selecting_on_labels_under_sound_is_refused_up_front(demo):
+    cfg = copy.deepcopy(demo)
+    cfg["grid"]["methods"].append("ucch")
+    cfg["methods"]["ucch"] = {"selection": "best"}
+    with pytest.raises(ConfigError, match=r"methods\.ucch\.selection: 'best' for a label-free method"):
+        check_config(cfg)
+    cfg["grid"]["protocols"] = ["paper"]  # under `paper` it may select as its official code does
+    check_config(cfg)

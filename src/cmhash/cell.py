@@ -7,11 +7,10 @@ here and nowhere else.
 
 Layout (DESIGN.md, "Files between rules"):
 
-* ``results/datasets/{dataset}/`` — the canonical dataset (:data:`DATASET_FILES`);
-* ``results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/`` — noisy training labels
-  (:data:`NOISE_FILES`);
+* ``results/datasets/{dataset}/`` — the canonical dataset;
+* ``results/noise/{dataset}/{noise_model}-{rate}/seed{seed}/`` — noisy training labels;
 * ``results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/`` —
-  one trained cell (:data:`RUN_FILES`), or, for a method that reads no label,
+  one trained cell, or, for a method that reads no label,
   ``results/runs/{dataset}/{method}/label-free/bits{bits}/seed{seed}/{protocol}/``
   (:data:`LABEL_FREE_RUN`): trained once, whatever the noise.
 """
@@ -29,16 +28,10 @@ COLUMNS: tuple[str, ...] = ("dataset", "method", "noise_model", "rate", "bits", 
 GRID_AXES: tuple[str, ...] = ("datasets", "methods", "noise_models", "noise_rates", "bits", "seeds", "protocols")
 
 DATASET = f"{RESULTS}/datasets/{{dataset}}"
-#: The files of a dataset folder every later stage may read (cmhash.data.canonical).
-DATASET_FILES: tuple[str, ...] = ("image.npy", "text.npy", "labels.npy", "splits.json", "meta.json")
 NOISE = f"{RESULTS}/noise/{{dataset}}/{{noise_model}}-{{rate}}/seed{{seed}}"
-NOISE_FILES: tuple[str, ...] = ("noisy_labels.npy", "corrupted.npy", "noise.json")
 NOISE_LOG = f"{RESULTS}/logs/noise/{{dataset}}/{{noise_model}}-{{rate}}-seed{{seed}}.log"
 RUN = f"{RESULTS}/runs/{{dataset}}/{{method}}/{{noise_model}}-{{rate}}/bits{{bits}}/seed{{seed}}/{{protocol}}"
 LABEL_FREE_RUN = f"{RESULTS}/runs/{{dataset}}/{{method}}/label-free/bits{{bits}}/seed{{seed}}/{{protocol}}"
-#: What the train rule writes into a run folder, then what the evaluate rule adds.
-TRAIN_FILES: tuple[str, ...] = ("codes", "history.csv", "train.json", "config.json")
-EVALUATE_FILES: tuple[str, ...] = ("metrics.json", "curves.npz")
 RUN_LOG = f"{RESULTS}/logs/{{stage}}/{{dataset}}/{{method}}/{{noise_model}}-{{rate}}/bits{{bits}}-seed{{seed}}-{{protocol}}.log"
 LABEL_FREE_LOG = f"{RESULTS}/logs/{{stage}}/{{dataset}}/{{method}}/label-free/bits{{bits}}-seed{{seed}}-{{protocol}}.log"
 #: The noise model of a label-free method's training cell (its rate is 0.0): one run, whatever the noise.
@@ -147,6 +140,20 @@ assert tuple(f.name for f in fields(Cell)) == COLUMNS  # one order for fields, w
 assert set(SUMMARY_KEYS) == (set(COLUMNS) - {"seed"}) | {"direction"}
 
 __all__ = [
-    "COLUMNS", "DATASET", "DATASET_FILES", "LABEL_FREE", "LABEL_FREE_LOG", "EVALUATE_FILES", "GRID_AXES", "LABEL_FREE_RUN", "NOISE", "NOISE_FILES",
-    "NOISE_LOG", "RESULTS", "RUN", "RUN_LOG", "SUMMARY_KEYS", "TRAIN_FILES", "Cell", "fill", "format_rate", "served_cells",
+    "COLUMNS",
+    "DATASET",
+    "GRID_AXES",
+    "LABEL_FREE",
+    "LABEL_FREE_LOG",
+    "LABEL_FREE_RUN",
+    "NOISE",
+    "NOISE_LOG",
+    "RESULTS",
+    "RUN",
+    "RUN_LOG",
+    "SUMMARY_KEYS",
+    "Cell",
+    "fill",
+    "format_rate",
+    "served_cells",
 ]

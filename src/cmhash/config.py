@@ -83,8 +83,11 @@ def check_config(cfg: dict[str, Any]) -> None:
                                   f"variants declared under methods: {variants}")
             chosen = cell_settings(cfg, method, grid["datasets"][0])
             for dataset in grid["datasets"]:
-                resolve_hparams(chosen.get("variant_of", method), source_family(cfg["datasets"][dataset]["source"]),
-                                chosen["methods"], where=f"methods.{method}")
+                hp, _ = resolve_hparams(chosen.get("variant_of", method), source_family(cfg["datasets"][dataset]["source"]),
+                                        chosen["methods"], where=f"methods.{method}")
+                if "sound" in grid["protocols"] and not reads_labels(cfg, method, "sound") and hp["selection"] == "best":
+                    raise ConfigError(f"methods.{method}.selection: 'best' for a label-free method under `sound` "
+                                      "would select on labels and bring them back; it keeps its last epoch ('last')")
         for model in grid["noise_models"]:
             if model not in known_noise_models():
                 raise ConfigError(f"{key}.noise_models: unknown noise model '{model}'; "

@@ -197,9 +197,6 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
     if cls.needs(cell.protocol).labels == cell.label_free:
         raise ConfigError(f"{cell.method} {'reads' if cell.label_free else 'reads no'} labels under {cell.protocol}: "
                           f"its training cell must {'' if cell.label_free else 'not '}depend on the noise")
-    if cls.needs(cell.protocol).labels is False and hp.get("selection") == "best" and cell.protocol == "sound":
-        raise ConfigError(f"methods.{cell.method}.selection: a label-free method keeps its last epoch under "
-                          "`sound` (selection on labels would bring them back)")
     denominator = cls.paper_denominator if cell.protocol == "paper" else "skip"
     training = cfg.get("training") or {}
     settings = TrainSettings(method=method, hp=hp, noise_rate=cell.rate, bits=cell.bits, protocol=cell.protocol, seed=cell.seed,
@@ -269,7 +266,8 @@ def _dataset_input(cell: Cell, ds: Dataset, noisy: np.ndarray, dataset_dir: str 
     """What a cell trains on, as RunTracker.log_dataset takes it: the training rows' features,
     their noisy labels (whose file's checksum is the digest) and the source files' checksums."""
     train = ds.splits.train
-    return {"name": f"{cell.dataset}/{cell.noise_model}-{cell.rate_str}/seed{cell.seed}", "source": dataset_dir,
+    noise = cell.noise_model if cell.label_free else f"{cell.noise_model}-{cell.rate_str}"
+    return {"name": f"{cell.dataset}/{noise}/seed{cell.seed}", "source": dataset_dir,
             "features": {"image": ds.image[train], "text": ds.text[train]}, "targets": noisy,
             "targets_file": None if noise_dir is None else Path(noise_dir) / "noisy_labels.npy", "source_files": ds.meta.get("source_files") or {}}
 

@@ -148,11 +148,12 @@ class HashingMethod(nn.Module):
     paper_denominator: ClassVar[str] = "skip"
     #: Candidate models: the model at the start of epoch e is scored iff
     #: ``(e + eval_offset) % eval_every == 0``. 0: epochs 0, k, 2k, ... (ours); 1: the models after
-    #: k - 1, 2k - 1, ... epochs, as NRCH/SCBCH's official loops test at the start of an epoch.
+    #: k - 1, 2k - 1, ... epochs, as NRCH/SCBCH's official loops test at the start of an epoch
+    #: (NRCH.py:205, SCBCH train.py:302).
     eval_offset: ClassVar[int] = 0
     #: Whether the model after the last epoch is a candidate under ``paper`` (always under
     #: ``sound``, where it is the published epoch count). The official NRCH/SCBCH loops never
-    #: score it.
+    #: score it (NRCH.py:196-258, SCBCH train.py:436-438).
     paper_scores_final: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
