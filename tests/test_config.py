@@ -118,11 +118,27 @@ def test_a_named_variant_is_a_grid_method_running_its_registered_method(demo):
     assert "variant_of" not in cell_settings(cfg, "scbch", "embedded")  # plain methods' params unchanged
 
 
-def test_a_label_free_method_selecting_on_labels_under_sound_is_refused_up_front(demo):
+def test_a_label_free_method_keeps_its_last_epoch_under_sound_whatever_selection_says(demo):
+    from cmhash.methods import resolve_hparams
+    from cmhash.methods.ucch import UCCH
+
     cfg = copy.deepcopy(demo)
     cfg["grid"]["methods"].append("ucch")
-    cfg["methods"]["ucch"] = {"selection": "best"}
-    with pytest.raises(ConfigError, match=r"methods\.ucch\.selection: 'best' for a label-free method"):
-        check_config(cfg)
-    cfg["grid"]["protocols"] = ["paper"]  # under `paper` it may select as its official code does
+    cfg["methods"]["ucch"] = {"selection": "best"}  # its published paper selection (UCCH.py:208-235)
     check_config(cfg)
+    hp, _ = resolve_hparams("ucch", "mirflickr25k", {"image_hidden": [8], "text_hidden": [8]})
+    assert hp["selection"] == "best"
+    assert UCCH(4, 4, 2, 8, hp, "sound").selection_mode() == "last"  # labels would come back through selection
+    assert UCCH(4, 4, 2, 8, hp, "paper").selection_mode() == "best"
+
+
+def test_a_validation_split_is_required_where_a_selection_scores_one(demo):
+    cfg = copy.deepcopy(demo)
+    cfg["datasets"]["embedded"].setdefault("split", {})["n_validation"] = 0
+    with pytest.raises(ConfigError, match=r"datasets\.embedded\.split\.n_validation: .* under `sound`"):
+        check_config(cfg)
+    cfg["grid"]["protocols"] = ["paper"]
+    check_config(cfg)  # the query-set selection of NRCH/SCBCH needs none
+    cfg["grid"]["methods"] = ["dgcpn"]  # DGCPN's published selection scores a labelled validation split
+    with pytest.raises(ConfigError, match=r"n_validation: dgcpn under `paper`"):
+        check_config(cfg)

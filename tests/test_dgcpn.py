@@ -185,7 +185,7 @@ def test_reads_no_label():
 
 def test_published_settings():
     hp, src = resolve_hparams("dgcpn", "mirflickr25k")
-    expected = {"epochs": 100, "batch_size": 32, "eval_every": 1, "selection": "last", "lr": 0.005,
+    expected = {"epochs": 100, "batch_size": 32, "eval_every": 1, "selection": "best", "lr": 0.005,
                 "weight_decay": 5e-4, "momentum": 0.9, "K": 1.5, "dw": 1.0, "cw": 1.0, "a1": 0.01, "a2": 0.3,
                 "neighbours": 2000, "scale": 4000.0, "dropout": 0.5, "image_hidden": 4096, "text_hidden": 4096,
                 "text_encode_std": 0.3, "alternating": True}
@@ -236,7 +236,28 @@ def test_short_training_run_through_trainer():
     assert result.codes["query_image"].shape == (ds.splits.query.size, 16)
     assert result.codes["database_text"].shape == (ds.splits.database.size, 16)
     assert set(np.unique(result.codes["query_text"])) <= {-1, 1}
-    assert result.selected_epoch == 6
+    assert result.selected_epoch == 6  # a label-free method keeps its last epoch under sound
+
+
+def test_paper_selects_on_validation_rows_with_early_stopping(monkeypatch):
+    """train_div.py:201-223, train.py:24-25: every epoch the validation split against the database
+    (clean labels), a strict improvement kept, a stop once more than 10 evaluations brought none."""
+    assert (DGCPN.paper_selection.split, DGCPN.paper_selection.ties, DGCPN.paper_selection.patience) == \
+        ("validation", "earlier", 10) and not DGCPN.paper_scores_untrained
+    ds = clustered_dataset()
+    noise = corrupt(ds.labels[ds.splits.train], "nrch", 0.4, seed=1)
+    settings = TrainSettings(method="dgcpn", hp=tiny_hp(epochs=40, batch_size=64), bits=16, protocol="paper", seed=0,
+                             device="cpu", progress=False, checkpoint_every=0)
+    trainer = Trainer(ds, noise.noisy, noise.corrupted, settings)
+    q, db = trainer.paper_selection_rows()
+    assert np.array_equal(q, ds.splits.validation) and np.array_equal(db, ds.splits.database)
+    scores = iter([0.1, 0.3, 0.2] + [0.3] * 40)  # epochs 1, 2, 3, ...: the best at 2, then ties only
+    monkeypatch.setattr(trainer, "selection_scores", lambda: {"i2t": next(scores), "t2i": 0.0})
+    result = trainer.run()
+    assert result.selected_epoch == 2  # an exact tie is no improvement: the earlier epoch stays
+    assert result.stopped_at == 13  # epochs 3..13: 11 > 10 candidates in a row without improvement
+    assert [int(r["epoch"]) for r in result.history if "select_map/i2t" in r] == list(range(1, 14))
+    assert sum("loss/total" in r for r in result.history) == 13  # epochs 0..12 trained; none after the stop
 
 
 def test_result_does_not_depend_on_the_noise():

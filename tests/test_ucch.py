@@ -9,7 +9,7 @@ import torch
 
 from cmhash.errors import ConfigError
 from cmhash.methods import Batch, CellNeeds, TrainView, get_method, resolve_hparams
-from cmhash.methods.base import HashingMethod
+from cmhash.methods.base import HashingMethod, PaperSelection
 from cmhash.methods.ucch import (
     PAPER_SELECTION,
     UCCH,
@@ -216,7 +216,7 @@ def test_registered_label_free_and_published_defaults():
     assert UCCH.reads_labels is False and HashingMethod.reads_labels is True
     assert UCCH.needs("paper") == UCCH.needs("sound") == CellNeeds(labels=False) and UCCH.paper_denominator == "skip"
     hp, src = resolve_hparams("ucch", "mirflickr25k")
-    expected = {"epochs": 20, "batch_size": 256, "eval_every": 1, "selection": "last", "optimizer": "adam",
+    expected = {"epochs": 20, "batch_size": 256, "eval_every": 1, "selection": "best", "optimizer": "adam",
                 "lr": 1e-4, "weight_decay": 1e-6, "alpha": 0.7, "shift": 0.1, "margin": 0.2, "negatives": 4096,
                 "temperature": 0.9, "momentum": 0.4, "tau": 1.0, "warmup_epochs": 1, "max_grad_norm": 1.0,
                 "image_hidden": [8192, 8192], "text_hidden": [8192], "lr_schedule": "multistep",
@@ -227,7 +227,9 @@ def test_registered_label_free_and_published_defaults():
         hp, src = resolve_hparams("ucch", family)
         assert (hp["alpha"], hp["shift"]) == (0.7, 0.1) and src["alpha"] == "borrowed:mirflickr25k"
     assert UCCH.defaults["alpha"] == 0.9 and UCCH.defaults["shift"] == 1.0  # utils/config.py defaults
-    assert PAPER_SELECTION["rows"] == 2000 and PAPER_SELECTION["labels"] == "clean"
+    assert UCCH.paper_selection is PAPER_SELECTION and not UCCH.paper_scores_untrained
+    assert (PAPER_SELECTION.split, PAPER_SELECTION.rows, PAPER_SELECTION.ties, PAPER_SELECTION.patience) == \
+        ("database_head", 2000, "later", None)
 
 
 def test_bad_hyper_parameters_are_named():
@@ -353,6 +355,23 @@ def run_trainer(protocol, epochs=8):
     return ds, Trainer(ds, noise.noisy, noise.corrupted, settings).run()
 
 
+def test_paper_selection_split_is_the_database_head_against_itself(monkeypatch):
+    """UCCH.py:199-201: the first 2,000 retrieval rows queried against themselves, clean labels."""
+    ds = clustered_dataset()
+    noise = corrupt(ds.labels[ds.splits.train], "nrch", 0.4, seed=1)
+    hp = tiny_hp(epochs=1, batch_size=32)
+    monkeypatch.setattr(UCCH, "paper_selection", PaperSelection(split="database_head", rows=50, ties="later"))
+    trainer = Trainer(ds, noise.noisy, noise.corrupted,
+                      TrainSettings(method="ucch", hp=hp, bits=16, protocol="paper", seed=0, device="cpu", progress=False))
+    q, db = trainer.paper_selection_rows()
+    assert q is db and np.array_equal(q, ds.splits.database[:50])
+    seen = []
+    original = trainer._encode_rows
+    monkeypatch.setattr(trainer, "_encode_rows", lambda rows: seen.append(rows.copy()) or original(rows))
+    trainer.selection_scores()
+    assert len(seen) == 1 and np.array_equal(seen[0], ds.splits.database[:50])  # encoded once, used both ways
+
+
 @pytest.mark.parametrize("protocol", ["sound", "paper"])
 def test_short_training_run_through_trainer(protocol):
     torch.set_num_threads(1)
@@ -360,7 +379,13 @@ def test_short_training_run_through_trainer(protocol):
     losses = [r["loss/total"] for r in result.history if "loss/total" in r]
     # Epoch 0 is the warm-up (in-batch keys, a 32-way softmax); from epoch 1 on, 1 + K bank keys.
     assert len(losses) == 8 and losses[-1] < losses[1]
-    assert result.selected_epoch == 8  # selection: last
+    scored = {int(r["epoch"]): r["select_map/i2t"] + r["select_map/t2i"] for r in result.history if "select_map/i2t" in r}
+    if protocol == "sound":
+        assert result.selected_epoch == 8  # a label-free method keeps its last epoch under sound
+    else:  # the official selection: never the untrained model; the best, a later one on a tie (UCCH.py:231-235)
+        assert sorted(scored) == [4, 8]
+        best = max(scored.values())
+        assert result.selected_epoch == max(e for e, v in scored.items() if v == best)
     assert result.codes["query_image"].shape == (ds.splits.query.size, 16)
     assert result.codes["database_text"].shape == (ds.splits.database.size, 16)
     assert set(np.unique(result.codes["query_text"])) <= {-1, 1}

@@ -82,12 +82,17 @@ def check_config(cfg: dict[str, Any]) -> None:
                 raise ConfigError(f"{key}.methods: unknown method '{method}'; known: {sorted(METHODS)}, "
                                   f"variants declared under methods: {variants}")
             chosen = cell_settings(cfg, method, grid["datasets"][0])
-            for dataset in grid["datasets"]:
-                hp, _ = resolve_hparams(chosen.get("variant_of", method), source_family(cfg["datasets"][dataset]["source"]),
-                                        chosen["methods"], where=f"methods.{method}")
-                if "sound" in grid["protocols"] and not reads_labels(cfg, method, "sound") and hp["selection"] == "best":
-                    raise ConfigError(f"methods.{method}.selection: 'best' for a label-free method under `sound` "
-                                      "would select on labels and bring them back; it keeps its last epoch ('last')")
+            runs = chosen.get("variant_of", method)
+            for dataset in grid["datasets"]:  # a wrong hyper-parameter is named before any job starts
+                resolve_hparams(runs, source_family(cfg["datasets"][dataset]["source"]),
+                                chosen["methods"], where=f"methods.{method}")
+                n_validation = int((cfg["datasets"][dataset].get("split") or {}).get("n_validation", 0))
+                needs_validation = ("sound" in grid["protocols"]
+                                    or ("paper" in grid["protocols"] and METHODS[runs].paper_selection.split == "validation"))
+                if needs_validation and n_validation <= 0:
+                    raise ConfigError(f"datasets.{dataset}.split.n_validation: {method} "
+                                      f"{'under `sound`' if 'sound' in grid['protocols'] else 'under `paper`'} selects on a "
+                                      "validation split; give it a positive number of rows")
         for model in grid["noise_models"]:
             if model not in known_noise_models():
                 raise ConfigError(f"{key}.noise_models: unknown noise model '{model}'; "

@@ -240,7 +240,7 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
               "wall_seconds": round(result.wall_seconds, 3), "device": result.device,
               # the physical GPU(s) this job could see (set by cmhash.gpu_slots or SLURM), and where it ran
               "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "host": socket.gethostname(),
-              "resumed_from": result.resumed_from, "task": cls.task,
+              "resumed_from": result.resumed_from, "stopped_at": result.stopped_at, "task": cls.task,
               "directions": [list(d) for d in trainer.method.directions()], "denominator": denominator,
               "mlflow_run_id": tracker.run_id if tracker else None}
     save_json(out / "train.json", record)

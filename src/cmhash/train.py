@@ -3,10 +3,15 @@ protocol, checkpoint/resume and logging hooks. Methods plug in through ``Hashing
 
 Protocols (DESIGN.md, "Protocols"):
 
-* ``paper``: model selection on the QUERY set against the database with clean labels, as the
-  published NRCH/SCBCH code does (test-set selection, reproduced to compare with the papers:
-  LonganWANG-cs/NRCH @ b190e97 NRCH.py:205-221, Plke/SCBCH @ cfcc18c train.py:302-369; DCGMH
-  selects nothing and reports its final model, LiuJinyu1229/DCGMH @ f208cdb engine.py:249-252, 286).
+* ``paper``: model selection as each method's official code does, with clean labels
+  (:class:`cmhash.methods.base.PaperSelection`): by default on the QUERY set against the
+  database, as the published NRCH/SCBCH code does (test-set selection, reproduced to compare
+  with the papers: LonganWANG-cs/NRCH @ b190e97 NRCH.py:205-221, Plke/SCBCH @ cfcc18c
+  train.py:302-369); UCCH on the first 2,000 database rows queried against themselves, a tie
+  going to the later epoch (penghu-cs/UCCH UCCH.py:199-235); DGCPN on a labelled validation
+  split against the database with early stopping (Atmegal/DGCPN train.py:22-30,
+  train_div.py:201-223). DCGMH selects nothing and reports its final model
+  (LiuJinyu1229/DCGMH @ f208cdb engine.py:249-252, 286).
 * ``sound``: the validation rows (carved from the training rows, keeping their noisy labels)
   are held out of training and serve as queries against the remaining training rows, with
   relevance from the noisy labels; the query set is never looked at before the end.
@@ -32,7 +37,7 @@ from cmhash.data.canonical import Dataset
 from cmhash.errors import ConfigError, DataError
 from cmhash.evaluate import map_at_all
 from cmhash.io import atomic_path
-from cmhash.methods import Batch, HashingMethod, TrainView, get_method
+from cmhash.methods import Batch, HashingMethod, PaperSelection, TrainView, get_method
 
 PROTOCOLS = ("paper", "sound")
 log = logging.getLogger("cmhash")
@@ -72,6 +77,7 @@ class TrainResult:
     wall_seconds: float
     device: str
     resumed_from: int | None = None
+    stopped_at: int | None = None  # the epoch early stopping ended training at (PaperSelection.patience)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -168,10 +174,11 @@ class Trainer:
     def selection_scores(self) -> dict[str, float]:
         """mAP per direction on the protocol's model-selection split."""
         s, ds = self.settings, self.dataset
-        if s.protocol == "paper":  # published quirk: model selection on the query set (NRCH.py:207-215, SCBCH train.py:304-347)
-            q_rows, db_rows = ds.splits.query, ds.splits.database
+        if s.protocol == "paper":
+            q_rows, db_rows = self.paper_selection_rows()
             q_labels, db_labels = ds.labels[q_rows], ds.labels[db_rows]
-            q_codes, db_codes = self._encode_rows(q_rows), self._encode_rows(db_rows)
+            q_codes = self._encode_rows(q_rows)
+            db_codes = q_codes if db_rows is q_rows else self._encode_rows(db_rows)
         else:
             q_rows, db_rows = ds.splits.validation, self.fit_rows
             q_labels, db_labels = self.validation_noisy, self.fit_noisy
@@ -181,6 +188,21 @@ class Trainer:
             out[name] = float(map_at_all(to_codes(q_codes[q_key]), to_codes(db_codes[db_key]), q_labels, db_labels,
                                          ties=s.ties, denominator=s.denominator))
         return out
+
+    def paper_selection_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (query, database) rows ``paper`` scores the candidates on (the method's
+        :attr:`~cmhash.methods.base.HashingMethod.paper_selection`); the same array twice for a
+        self-retrieval split."""
+        splits, choice = self.dataset.splits, self.method.paper_selection
+        if choice.split == "query":  # published quirk: model selection on the query set (NRCH.py:207-215, SCBCH train.py:304-347)
+            return splits.query, splits.database
+        if choice.split == "database_head":  # UCCH.py:199-201: the first rows of the retrieval set against themselves
+            head = splits.database[:choice.rows]
+            return head, head
+        if splits.validation.size == 0:
+            raise DataError(f"{self.settings.method}: its `paper` model selection scores a validation split "
+                            f"({choice.source}); config key datasets.<name>.split.n_validation must be > 0")
+        return splits.validation, splits.database
 
     # -- checkpoints --------------------------------------------------------------------
     @property
@@ -260,27 +282,48 @@ class Trainer:
         s, hp = self.settings, self.settings.hp
         epochs, batch_size, eval_every = int(hp["epochs"]), int(hp["batch_size"]), int(hp["eval_every"])
         start = time.perf_counter()
-        state: dict[str, Any] = {"history": [], "best_score": -np.inf, "best_epoch": -1, "best_state": None}
+        state: dict[str, Any] = {"history": [], "best_score": -np.inf, "best_epoch": -1, "best_state": None,
+                                 "stale": 0, "stopped": None}
         resumed = self._load_checkpoint()
         start_epoch = 0
         if resumed is not None:
             start_epoch = resumed["next_epoch"]
-            state = {k: resumed[k] for k in state}
+            state = {k: resumed.get(k, state[k]) for k in state}  # checkpoints before early stopping lack the last two
         n = len(self.view)
+
+        mode = self.method.selection_mode()
+        if mode != hp["selection"]:
+            log.info("%s: keeps its last epoch under %s (it reads no label; `selection: %s` applies to `paper`)",
+                     s.method, s.protocol, hp["selection"])
+        rule = self.method.paper_selection if s.protocol == "paper" else PaperSelection(split="query")
 
         def consider(epoch: int, record: dict[str, float]) -> None:
             scores = self.selection_scores()
             total = sum(scores.values())
             record.update({f"select_map/{k}": v for k, v in scores.items()})
-            if hp["selection"] == "best" and total > state["best_score"]:
+            if mode != "best":
+                return
+            improved = total > state["best_score"]
+            if improved or (rule.ties == "later" and total == state["best_score"]):  # UCCH.py:231-235: a tie re-clones
                 state.update(best_score=total, best_epoch=epoch,
                              best_state=copy.deepcopy({k: v.detach().cpu() for k, v in self.method.state_dict().items()}))
+            state["stale"] = 0 if improved else state["stale"] + 1
+
+        def stop_early() -> bool:  # DGCPN train.py:24-25: more than `patience` evaluations without improvement
+            return mode == "best" and rule.patience is not None and state["stale"] > rule.patience
 
         progress = _progress(range(start_epoch, epochs), s.progress, f"{s.method} {s.protocol} {s.bits} bits", start_epoch, epochs)
         for epoch in progress:
             record: dict[str, float] = {"epoch": epoch}
             if self.method.is_candidate(epoch):  # scored at the start of the epoch, as NRCH/SCBCH do
                 consider(epoch, record)
+                if stop_early():
+                    state["stopped"] = epoch
+                    state["history"].append(record)
+                    self.log_metrics({k: v for k, v in record.items() if k != "epoch"}, epoch)
+                    log.info("%s: early stop at epoch %d: %d candidates in a row without improvement (%s)",
+                             s.method, epoch, state["stale"], rule.source)
+                    break
             self.method.train(self.method.training_mode(epoch))
             selection = self.method.before_epoch(self.view, epoch)
             rows = torch.arange(n)
@@ -328,15 +371,15 @@ class Trainer:
             if s.checkpoint_every and (epoch + 1) % s.checkpoint_every == 0 and epoch + 1 < epochs:
                 self._save_checkpoint(epoch + 1, state)
 
-        if self.method.is_candidate(epochs):  # the final model (never under `paper` for NRCH/SCBCH)
+        if state["stopped"] is None and self.method.is_candidate(epochs):  # the final model (never under `paper` for NRCH/SCBCH)
             final: dict[str, float] = {"epoch": epochs}
             consider(epochs, final)
             state["history"].append(final)
             self.log_metrics({k: v for k, v in final.items() if k != "epoch"}, epochs)
-        if hp["selection"] == "best" and state["best_state"] is None:
+        if mode == "best" and state["best_state"] is None:
             log.warning("%s: no candidate model was scored in %d epochs (eval_every %d); keeping the final one",
                         s.method, epochs, eval_every)
-        if hp["selection"] == "best" and state["best_state"] is not None:
+        if mode == "best" and state["best_state"] is not None:
             self.method.load_state_dict({k: v.to(self.device) for k, v in state["best_state"].items()})
             selected = state["best_epoch"]
         else:
@@ -348,9 +391,9 @@ class Trainer:
                 codes[f"{split}_{key}"] = to_codes(value)
         self._save_checkpoint(epochs, state, complete=True)
         return TrainResult(codes=codes, history=state["history"], selected_epoch=int(selected),
-                           selection_score=float(state["best_score"]) if hp["selection"] == "best" else float("nan"),
+                           selection_score=float(state["best_score"]) if mode == "best" else float("nan"),
                            wall_seconds=time.perf_counter() - start, device=str(self.device),
-                           resumed_from=start_epoch if resumed is not None else None)
+                           resumed_from=start_epoch if resumed is not None else None, stopped_at=state["stopped"])
 
 
 def _numpy_rng_state() -> dict[str, Any]:

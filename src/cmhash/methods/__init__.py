@@ -16,6 +16,7 @@ from cmhash.methods.base import (
            Batch,
            CellNeeds,
            HashingMethod,
+           PaperSelection,
            Selection,
            TrainView,
 )
@@ -42,6 +43,7 @@ __all__ = [
            "CellNeeds",
            "HParam",
            "HashingMethod",
+           "PaperSelection",
            "Selection",
            "TrainView",
            "get_method",

@@ -26,6 +26,8 @@ CROSSMODAL = "crossmodal"  # image query -> text database and back (NRCH, SCBCH)
 FUSED = "fused"  # one code per image-text pair (DCGMH)
 #: The trainer's model selection (hyper-parameter ``selection``): the best-scoring candidate or the last model.
 SELECTIONS = ("best", "last")
+#: Where ``paper`` scores the candidate models (:class:`PaperSelection`).
+SELECTION_SPLITS = ("query", "database_head", "validation")
 
 
 @dataclass
@@ -76,6 +78,42 @@ class CellNeeds:
     true_noise_rate: bool = False
 
 
+@dataclass(frozen=True)
+class PaperSelection:
+    """Where and how the trainer scores the candidate models under ``paper``, as the method's
+    official code does (:attr:`HashingMethod.paper_selection`). Relevance always comes from the
+    dataset's clean labels, as in every official loop; ``sound`` never uses this (it scores the
+    validation rows against the fitted rows with their noisy labels).
+
+    split: ``query``: the query set against the database (the published NRCH/SCBCH loops:
+        test-set selection); ``database_head``: the first ``rows`` database rows queried against
+        themselves (UCCH); ``validation``: the dataset's validation rows against the database
+        (DGCPN's labelled validation split).
+    rows: the number of database rows of ``database_head``.
+    ties: the candidate an exact tie of the summed mAP keeps: the ``earlier`` (a strict
+        improvement replaces the best) or the ``later`` one.
+    patience: early stopping: training ends once more than ``patience`` candidates in a row
+        brought no strict improvement (None: never).
+    source: the official code's file:line this follows.
+    """
+
+    split: str = "query"
+    rows: int | None = None
+    ties: str = "earlier"
+    patience: int | None = None
+    source: str = "NRCH.py:205-221, SCBCH train.py:302-369"
+
+    def __post_init__(self) -> None:
+        if self.split not in SELECTION_SPLITS:
+            raise ValueError(f"PaperSelection.split: '{self.split}' is not one of {SELECTION_SPLITS}")
+        if (self.split == "database_head") != (self.rows is not None and self.rows > 0):
+            raise ValueError("PaperSelection.rows: a positive row count for 'database_head', and only for it")
+        if self.ties not in ("earlier", "later"):
+            raise ValueError(f"PaperSelection.ties: '{self.ties}'; use 'earlier' or 'later'")
+        if self.patience is not None and self.patience < 0:
+            raise ValueError("PaperSelection.patience: must be >= 0 or None")
+
+
 @dataclass
 class Selection:
     """What a per-epoch hook decided about the training rows.
@@ -118,7 +156,8 @@ class HashingMethod(nn.Module):
 
     Hyper-parameters the trainer reads from ``hp``: ``epochs``, ``batch_size``,
     ``eval_every`` (the candidate models: see :meth:`is_candidate`), ``selection`` (``best``:
-    keep the candidate with the best summed mAP; ``last``: the final model).
+    keep the candidate with the best summed mAP; ``last``: the final model; see
+    :meth:`selection_mode` for the one exception).
     """
 
     name: ClassVar[str] = ""
@@ -155,6 +194,12 @@ class HashingMethod(nn.Module):
     #: ``sound``, where it is the published epoch count). The official NRCH/SCBCH loops never
     #: score it (NRCH.py:196-258, SCBCH train.py:436-438).
     paper_scores_final: ClassVar[bool] = True
+    #: Whether the untrained model (the start of epoch 0) is a candidate under ``paper``. UCCH's
+    #: and DGCPN's official loops evaluate only after an epoch (UCCH.py:226-229, DGCPN train.py:43).
+    paper_scores_untrained: ClassVar[bool] = True
+    #: Where ``paper`` scores the candidates (:class:`PaperSelection`); the default is the query
+    #: set, the published NRCH/SCBCH flaw.
+    paper_selection: ClassVar[PaperSelection] = PaperSelection()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -210,12 +255,24 @@ class HashingMethod(nn.Module):
         return True
 
     # -- the candidate models -------------------------------------------------------------
+    def selection_mode(self) -> str:
+        """The model the trainer keeps: ``hp["selection"]``, except that a method reading no
+        label keeps its last epoch under ``sound`` whatever ``selection`` says: every selection
+        split of ``sound`` is scored with labels, which would bring them back (and the noise
+        with them) into a result that must not depend on them. Under ``paper`` it selects as
+        its official code does (:attr:`paper_selection`, with the dataset's clean labels)."""
+        if self.protocol == "sound" and not self.needs("sound").labels:
+            return "last"
+        return str(self.hp["selection"])
+
     def is_candidate(self, epoch: int) -> bool:
         """Whether the trainer scores the model at the start of ``epoch`` (``epoch`` ==
         ``epochs``: the final model) on the protocol's selection split."""
         epochs, every = int(self.hp["epochs"]), int(self.hp["eval_every"])
         if epoch >= epochs:
-            return self.protocol == "sound" or self.paper_scores_final or self.hp["selection"] == "last"
+            return self.protocol == "sound" or self.paper_scores_final or self.selection_mode() == "last"
+        if epoch == 0 and self.protocol == "paper" and not self.paper_scores_untrained:
+            return False
         return (epoch + self.eval_offset) % every == 0
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

@@ -80,11 +80,16 @@ rows on NUS-WIDE, load_data.py:143-146), computes mAP@all with the datasets' cle
 (train_div.py:201-208), checkpoints on a strict improvement of i2t + t2i (train_div.py:217-221),
 and stops once more than 10 evaluations in a row brought none (train_div.py:222-223, train.py:24-25).
 It then reloads the best checkpoint and reports the query set (train.py:27-30, train_div.py:224-240).
-Reading labels for selection is the one thing of DGCPN a label-free cell must not do, so
-``selection = last`` under ``sound`` (the last of the published 100 epochs). Under ``paper`` the
-trainer would need :data:`PAPER_SELECTION` (a validation split scored with clean labels, early
-stopping); until it has it, ``selection`` stays ``last`` under both protocols (``best`` would
-select on the query set, NRCH's published flaw, not DGCPN's). Its mAP divides by all queries
+Reading labels for selection is the one thing of DGCPN a label-free cell must not do under
+``sound``, so there it keeps its last epoch (the last of the published 100;
+``HashingMethod.selection_mode``). Under ``paper`` the trainer does what the official loop does
+(:data:`PAPER_SELECTION`, ``selection = best``): every epoch it scores the dataset's validation
+rows against the database with the clean labels, keeps a strict improvement of i2t + t2i, and
+stops once more than 10 candidates in a row brought none. One difference from the official
+split: this pipeline's validation rows are carved from the training rows, which ``paper`` fits
+(every cell of a protocol fits the same rows), while DGCPN's ``val_num.npy`` rows are apart
+from its training rows.
+Its mAP divides by all queries
 (metric.py:131-146: a query with no relevant item counts 0): ``paper_denominator = "zero"``. The
 final log's "MAP@50" is computed at top 5 (train_div.py:227-228,238); the pipeline's metrics are
 its own. The training loop also scores the affinity against the batch's labels for its log
@@ -116,6 +121,7 @@ from cmhash.methods.base import (
     SELECTIONS,
     Batch,
     HashingMethod,
+    PaperSelection,
     Selection,
     TrainView,
 )
@@ -125,12 +131,11 @@ from cmhash.methods.registry import register
 __all__ = ["DGCPN", "PAPER_SELECTION", "DropoutHashNet", "dgcpn_loss", "graph_neighbour_affinity",
            "neighbour_distribution"]
 
-#: What ``paper`` model selection needs from the trainer (module docstring): evaluate every epoch
-#: on a labelled validation split against the database, clean labels, mAP@all i2t + t2i, keep a
-#: strict improvement, stop after more than ``patience`` evaluations without one.
-PAPER_SELECTION: dict[str, Any] = {"split": "validation_vs_database", "labels": "clean", "score": "i2t+t2i",
-                                   "metric": "map@all", "every": 1, "ties": "earlier", "patience": 10,
-                                   "source": "train.py:22-30, train_div.py:201-223, load_data.py:115-146"}
+#: ``paper`` model selection (module docstring): every epoch, the labelled validation split against
+#: the database, clean labels, mAP@all i2t + t2i, keep a strict improvement, stop after more than
+#: 10 evaluations without one.
+PAPER_SELECTION = PaperSelection(split="validation", ties="earlier", patience=10,
+                                 source="train.py:22-30, train_div.py:201-223, load_data.py:115-146")
 
 
 # -- networks -------------------------------------------------------------------------------------
@@ -213,14 +218,16 @@ class DGCPN(HashingMethod):
     task: ClassVar[str] = CROSSMODAL
     reads_labels: ClassVar[bool] = False
     paper_denominator: ClassVar[str] = "zero"  # metric.py:131-146: skipped queries still count in num_query
+    paper_selection: ClassVar[PaperSelection] = PAPER_SELECTION
+    paper_scores_untrained: ClassVar[bool] = False  # the official loop evaluates after each epoch (train.py:43)
     #: The official code the ``file:line`` citations of ``hyperparameters`` refer to.
     reference: ClassVar[str] = "Atmegal/DGCPN @ 9f62c56"
     hyperparameters: ClassVar[tuple[HParam, ...]] = (
         Int("epochs", 100, "train.py:37", minimum=1),
         Int("batch_size", 32, "train.py:38", minimum=1),
         Int("eval_every", 1, "EVAL_INTERVAL, train.py:43", minimum=1),
-        # see the module docstring: paper needs PAPER_SELECTION from the trainer
-        Choice("selection", "last", SELECTIONS, "ours (label-free: no labelled selection split)"),
+        # under `sound` a label-free method keeps its last epoch whatever this says (HashingMethod.selection_mode)
+        Choice("selection", "best", SELECTIONS, "train_div.py:201-223 (best epoch on PAPER_SELECTION, reloaded)"),
         Float("lr", 0.005, "train.py:39", minimum=0, exclusive_minimum=True),
         Float("weight_decay", 5e-4, "train.py:40", minimum=0),
         Float("momentum", 0.9, "train.py:41", minimum=0, maximum=1),

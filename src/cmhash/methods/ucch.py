@@ -99,18 +99,18 @@ the later epoch), reloads those weights and only then encodes the test (query) s
 (UCCH.py:237-240). The 2,000 is fixed for every dataset. The paper (§4.2.2) instead says
 "we randomly sample 2000 instances from the retrieval databases as the validation set".
 
-The trainer evaluates at the start of every ``eval_every``-th epoch and after the last, so with
-``eval_every = 1`` it scores the same models as the official loop plus the untrained one.
+The trainer evaluates at the start of every ``eval_every``-th epoch and after the last; under
+``paper`` not the untrained model (``paper_scores_untrained = False``), so with
+``eval_every = 1`` it scores the same 20 models as the official loop.
 
 * ``sound``: ``selection = last`` — the last of the published 20 epochs, so the result of a
   label-free method cannot depend on any label (clean or noisy) or on the noise.
-* ``paper`` needs the trainer to evaluate every epoch (``eval_every = 1``) on
-  :data:`PAPER_SELECTION`: the first 2,000 database rows (in this pipeline's ``paper`` splits the
+* ``paper``: ``selection = best`` on :data:`PAPER_SELECTION`, evaluated every epoch
+  (``eval_every = 1``): the first 2,000 database rows (in this pipeline's ``paper`` splits the
   database starts with the training rows, so these are training rows, as in the official code)
-  queried against themselves with their CLEAN labels, keep the best i2t + t2i (a later epoch on
-  an exact tie) and reload it. Until the trainer has that split, ``selection`` stays ``last``
-  under both protocols (the default); setting ``selection: best`` instead would select on the
-  query set, which is NRCH's published flaw, not UCCH's.
+  queried against themselves with their CLEAN labels; the trainer keeps the best i2t + t2i, a
+  later epoch on an exact tie, and reloads it. Clean labels do not depend on the noise, so the
+  cell still trains once for every noise model and rate.
 
 Where the pipeline differs from the official run (not quirks of the method)
 ---------------------------------------------------------------------------
@@ -150,6 +150,7 @@ from cmhash.methods.base import (
     SELECTIONS,
     Batch,
     HashingMethod,
+    PaperSelection,
     Selection,
     TrainView,
 )
@@ -162,12 +163,10 @@ __all__ = ["PAPER_SELECTION", "UCCH", "bank_contrastive_loss", "bank_logits", "c
            "in_batch_keys", "init_memory_bank", "lr_factor", "memory_keys", "momentum_update", "nce_logits", "nce_loss",
            "ranking_loss", "ucch_objective"]
 
-#: What ``paper`` model selection needs from the trainer (module docstring, "Model selection"):
-#: evaluate every epoch on the first ``rows`` database rows queried against themselves, both
-#: directions, relevance from their ``labels``, keep the best ``score``; ``ties`` = the later epoch.
-PAPER_SELECTION: dict[str, Any] = {"split": "database_head_self", "rows": 2000, "labels": "clean",
-                                   "score": "i2t+t2i", "every": 1, "ties": "later",
-                                   "source": "UCCH.py:199-201,208-222,226-235"}
+#: ``paper`` model selection (module docstring, "Model selection"): evaluated every epoch on the
+#: first 2,000 database rows queried against themselves, both directions, clean labels, keep the
+#: best i2t + t2i; an exact tie goes to the later epoch.
+PAPER_SELECTION = PaperSelection(split="database_head", rows=2000, ties="later", source="UCCH.py:199-201,208-235")
 
 
 # -- the hashing memory bank -----------------------------------------------------------------
@@ -313,14 +312,16 @@ class UCCH(HashingMethod):
     task: ClassVar[str] = CROSSMODAL
     reads_labels: ClassVar[bool] = False
     paper_denominator: ClassVar[str] = "skip"  # queries without a relevant item are skipped (UCCH.py:255)
+    paper_selection: ClassVar[PaperSelection] = PAPER_SELECTION
+    paper_scores_untrained: ClassVar[bool] = False  # the official loop evaluates after each epoch (UCCH.py:226-229)
     #: The official code the ``file:line`` citations of ``hyperparameters`` refer to.
     reference: ClassVar[str] = "penghu-cs/UCCH @ 0c20e62"
     hyperparameters: ClassVar[tuple[HParam, ...]] = (
         Int("epochs", 20, "README.md:16, paper §4.3.4 (all datasets); utils/config.py:19 says 100", minimum=1),
         Int("batch_size", 256, "utils/config.py:17, README.md:16", minimum=1),
         Int("eval_every", 1, "UCCH.py:226-229 (evaluated after every epoch)", minimum=1),
-        # see the module docstring: paper needs PAPER_SELECTION from the trainer
-        Choice("selection", "last", SELECTIONS, "ours (label-free: no labelled selection split)"),
+        # under `sound` a label-free method keeps its last epoch whatever this says (HashingMethod.selection_mode)
+        Choice("selection", "best", SELECTIONS, "UCCH.py:208-235 (best epoch on PAPER_SELECTION, reloaded)"),
         Choice("optimizer", "adam", ("adam", "sgd"), "utils/config.py:26; sgd: SGD momentum 0.9 (UCCH.py:105)"),
         Float("lr", 1e-4, "utils/config.py:15, paper §4.2.2", minimum=0, exclusive_minimum=True),
         Float("weight_decay", 1e-6, "utils/config.py:16", minimum=0),
