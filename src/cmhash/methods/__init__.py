@@ -7,6 +7,7 @@ from cmhash.methods import (
            dgcpn,  # noqa: F401
            djsrh,  # noqa: F401
            nrch,  # noqa: F401
+           rshnl,  # noqa: F401
            scbch,  # noqa: F401
            ucch,  # noqa: F401
 )

@@ -1,7 +1,7 @@
 """Encoders shared by the methods.
 
 Official code: LonganWANG-cs/NRCH @ b190e97 and Plke/SCBCH @ cfcc18c (``network.py``),
-LiuJinyu1229/DCGMH @ f208cdb (``model/fusion.py``).
+LiuJinyu1229/DCGMH @ f208cdb (``model/fusion.py``), perquisite/RSHNL @ 34de146 (``model.py``).
 """
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from torch import nn
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, batch_norm: bool = False,
-        final_activation: nn.Module | None = None) -> nn.Sequential:
+        final_activation: nn.Module | None = None, final_bias: bool = True) -> nn.Sequential:
     """Linear layers ``in_dim -> hidden... -> out_dim`` with ReLU between (and BatchNorm before
     each ReLU when ``batch_norm``), as in the NRCH/SCBCH encoders (METHODS.md, "Networks":
     image 4096 -> 8192 -> 8192 -> bits, text d -> 8192 -> bits; NRCH network.py:29-45, 56-72 with
-    NRCH.py:174-175) and DCGMH's branches (model/fusion.py:6-21)."""
+    NRCH.py:174-175), DCGMH's branches (model/fusion.py:6-21) and RSHNL's encoders, whose last
+    layer has no bias (``final_bias=False``; RSHNL model.py:50, 75)."""
     layers: list[nn.Module] = []
     dims = [in_dim, *hidden]
     for a, b in pairwise(dims):
@@ -26,7 +27,7 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, batch_norm: bool = 
         if batch_norm:
             layers.append(nn.BatchNorm1d(b))
         layers.append(nn.ReLU(inplace=True))
-    layers.append(nn.Linear(dims[-1], out_dim))
+    layers.append(nn.Linear(dims[-1], out_dim, bias=final_bias))
     if final_activation is not None:
         layers.append(final_activation)
     return nn.Sequential(*layers)

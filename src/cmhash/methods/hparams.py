@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import Any
 
 from cmhash.errors import ConfigError
-from cmhash.families import FAMILIES
+from cmhash.families import FALLBACK_FAMILY, FAMILIES
 
 #: The kinds a hyper-parameter can have; ``any`` is an undeclared one (no check).
 KINDS = ("int", "float", "bool", "choice", "ints", "floats", "any")
@@ -306,8 +306,9 @@ def markdown_table(params: Iterable[HParam], families: Sequence[str] = ()) -> st
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     if families:
         rows.append("")
-        rows.append("Published settings for: " + ", ".join(families) + " (any other benchmark borrows "
-                    "the mirflickr25k values, logged as borrowed).")
+        rest = (f"borrows the {FALLBACK_FAMILY} values, logged as borrowed" if FALLBACK_FAMILY in families
+                else "runs at the defaults")  # e.g. RSHNL, which publishes Wikipedia only
+        rows.append("Published settings for: " + ", ".join(families) + f" (any other benchmark {rest}).")
     return "\n".join(rows)
 
 
