@@ -109,7 +109,6 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cmhash.methods.base import (
     CROSSMODAL,
@@ -119,11 +118,11 @@ from cmhash.methods.base import (
     Selection,
     TrainView,
 )
+from cmhash.methods.encoders import DropoutHashNet
 from cmhash.methods.hparams import Bool, Choice, Float, HParam, Int
 from cmhash.methods.registry import register
 
-__all__ = ["DGCPN", "PAPER_SELECTION", "DropoutHashNet", "dgcpn_loss", "graph_neighbour_affinity",
-           "neighbour_distribution"]
+__all__ = ["DGCPN", "PAPER_SELECTION", "dgcpn_loss", "graph_neighbour_affinity", "neighbour_distribution"]
 
 #: What ``paper`` model selection needs from the trainer (module docstring): evaluate every epoch
 #: on a labelled validation split against the database, clean labels, mAP@all i2t + t2i, keep a
@@ -131,23 +130,6 @@ __all__ = ["DGCPN", "PAPER_SELECTION", "DropoutHashNet", "dgcpn_loss", "graph_ne
 PAPER_SELECTION: dict[str, Any] = {"split": "validation_vs_database", "labels": "clean", "score": "i2t+t2i",
                                    "metric": "map@all", "every": 1, "ties": "earlier", "patience": 10,
                                    "source": "train.py:22-30, train_div.py:201-223, load_data.py:115-146"}
-
-
-# -- networks -------------------------------------------------------------------------------------
-class DropoutHashNet(nn.Module):
-    """``fc1 -> ReLU -> Dropout(p) -> fc_encode -> tanh`` (models.py:9-55). ``encode_std`` draws
-    ``fc_encode.weight`` from N(0, std^2) (the text net, models.py:44); None keeps the default init."""
-
-    def __init__(self, in_dim: int, hidden: int, bits: int, dropout: float, encode_std: float | None = None) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(in_dim, hidden)
-        self.fc_encode = nn.Linear(hidden, bits)
-        self.dropout = nn.Dropout(p=dropout)
-        if encode_std is not None:
-            nn.init.normal_(self.fc_encode.weight, mean=0.0, std=encode_std)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.fc_encode(self.dropout(F.relu(self.fc1(x)))))
 
 
 # -- the graph-neighbour affinity ------------------------------------------------------------------

@@ -296,7 +296,7 @@ def _md(value: Any) -> str:
     return _show(value).replace("'", "")
 
 
-def markdown_table(params: Iterable[HParam], families: Sequence[str] = ()) -> str:
+def markdown_table(params: Iterable[HParam], families: Sequence[str] = (), fallback: str = "mirflickr25k") -> str:
     """A Markdown table of the declaration: key, allowed, default, per-family values, source."""
     rows = ["| key | allowed | default | per benchmark | source |", "|---|---|---|---|---|"]
     for p in params:
@@ -307,7 +307,7 @@ def markdown_table(params: Iterable[HParam], families: Sequence[str] = ()) -> st
     if families:
         rows.append("")
         rows.append("Published settings for: " + ", ".join(families) + " (any other benchmark borrows "
-                    "the mirflickr25k values, logged as borrowed).")
+                    f"the {fallback} values, logged as borrowed).")
     return "\n".join(rows)
 
 
@@ -319,7 +319,8 @@ def hparams_markdown(classes: Iterable[type]) -> str:
         families = list(getattr(cls, "per_dataset", {}) or {})
         ref = getattr(cls, "reference", "")
         intro = f"Sources cite {ref}.\n\n" if ref else ""
-        parts.append(f"### `{cls.name}`\n\n{intro}{markdown_table(cls.hyperparameters, families)}\n")
+        fallback = getattr(cls, "fallback_family", "mirflickr25k")
+        parts.append(f"### `{cls.name}`\n\n{intro}{markdown_table(cls.hyperparameters, families, fallback)}\n")
     return "\n".join(parts)
 
 
