@@ -50,8 +50,9 @@ def test_pairwise_likelihood_hand_computed():
 @pytest.mark.parametrize("source", sorted(__import__("cmhash.data", fromlist=["SOURCES"]).SOURCES))
 def test_family_comes_from_the_source_never_the_dataset_name(source):
     """Under any dataset name, a source's cells take its family's published values, or borrow
-    MIRFlickr's where the method publishes none for it (issue 13, item 3). A method that publishes
-    no MIRFlickr value for a key (RSHNL publishes only Wikipedia) keeps its default there."""
+    MIRFlickr's (or the method's ``fallback_family``'s) where the method publishes none for it
+    (issue 13, item 3). A method that publishes no fallback value for a key (RSHNL publishes only
+    Wikipedia) keeps its default there."""
     from cmhash.config import check_config  # noqa: F401  (the config check resolves the same way)
     from cmhash.data import SOURCES, source_family
 
@@ -62,12 +63,12 @@ def test_family_comes_from_the_source_never_the_dataset_name(source):
             continue
         _, src = resolve_hparams(method, family)
         per_dataset_keys = set().union(*cls.per_dataset.values()) or set()
-        fallback = cls.per_dataset.get("mirflickr25k", {})
+        fallback = cls.per_dataset.get(cls.fallback_family, {})
         for k in per_dataset_keys:
             if family in cls.per_dataset:
                 expected = f"published:{family}" if k in cls.per_dataset[family] else "published"
             else:
-                expected = "borrowed:mirflickr25k" if k in fallback else "published"
+                expected = f"borrowed:{cls.fallback_family}" if k in fallback else "published"
             assert src[k] == expected, (method, source, k)
 
 

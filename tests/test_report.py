@@ -41,6 +41,7 @@ from cmhash.report.published import (
     delta_latex,
     delta_table,
     load_published,
+    not_run_reason,
     published_name,
 )
 from cmhash.report.tables import latex_document, latex_table
@@ -314,8 +315,9 @@ def test_every_published_method_maps_or_says_why_not():
     assert set(PUBLISHED_METHOD) <= set(METHODS)  # our side: registered methods
     assert mapped <= names | PUBLISHED_ELSEWHERE  # their side: the published names
     assert names == (mapped & names) | set(NOT_RUNNABLE) and not mapped & set(NOT_RUNNABLE)
-    assert {published_name(m) for m in ("dcmh", "ucch", "djsrh", "dgcpn", "nrch")} == \
-        {"DCMH", "UCCH", "DJSRH", "DGCPN", "NRCH"}
+    assert {published_name(m) for m in ("dcmh", "dchuc", "ucch", "djsrh", "dgcpn", "nrch")} == \
+        {"DCMH", "DCHUC", "UCCH", "DJSRH", "DGCPN", "NRCH"}
+    assert not_run_reason("DCHUC") == NOT_IN_GRID and not_run_reason("SOMETHING_NEW") == NOT_IMPLEMENTED
     assert published_name("baseline") is None and published_name("scbch_code_weights") is None
     assert {n for n, r in NOT_RUNNABLE.items() if r == NO_PUBLIC_CODE} == {"ADAH", "CPAH", "PIP", "CMMQ", "MIAN", "LtCMH"}
 
@@ -364,7 +366,7 @@ def test_two_methods_give_a_table_whose_other_ten_rows_are_published_only():
     assert len(others) == 10
     assert others.reason.to_dict() == {"DJSRH": NOT_IN_GRID, "DGCPN": NOT_IN_GRID, "ADAH": NO_PUBLIC_CODE,
                                        "CPAH": NO_PUBLIC_CODE, "PIP": NO_PUBLIC_CODE, "CMMQ": NO_PUBLIC_CODE,
-                                       "DCHUC": NOT_IMPLEMENTED, "MIAN": NO_PUBLIC_CODE, "LtCMH": NO_PUBLIC_CODE,
+                                       "DCHUC": NOT_IN_GRID, "MIAN": NO_PUBLIC_CODE, "LtCMH": NO_PUBLIC_CODE,
                                        "NRCH": NOT_IN_GRID}
     assert frame[frame.status == NOT_RUN][["paper_n", "sound_n"]].eq(0).all().all()
     assert frame[frame.status == NOT_RUN][["paper_mean", "sound_delta"]].isna().all().all()

@@ -191,8 +191,8 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
     hp, provenance = resolve_hparams(method, family, chosen["methods"])
     borrowed = sorted(k for k, v in provenance.items() if v.startswith("borrowed"))
     if borrowed:
-        log.warning("%s on %s (benchmark family %s): hyper-parameters %s not published for it, borrowed from "
-                    "MIRFlickr-25K", cell.method, cell.dataset, family or "none", borrowed)
+        log.warning("%s on %s (benchmark family %s): hyper-parameters %s not published for it, borrowed from %s",
+                    cell.method, cell.dataset, family or "none", borrowed, get_method(method).fallback_family)
     cls = get_method(method)
     if cls.needs(cell.protocol).labels == cell.label_free:
         raise ConfigError(f"{cell.method} {'reads' if cell.label_free else 'reads no'} labels under {cell.protocol}: "

@@ -3,6 +3,7 @@ methods other packages declare under the entry-point group ``cmhash.methods`` (:
 from cmhash.methods import (
            baseline,  # noqa: F401  (registers)
            dcgmh,  # noqa: F401
+           dchuc,  # noqa: F401
            dcmh,  # noqa: F401
            dgcpn,  # noqa: F401
            djsrh,  # noqa: F401

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from cmhash.families import FALLBACK_FAMILY
 from cmhash.methods.hparams import (
     HParam,
     check_hparams,
@@ -147,8 +148,8 @@ class HashingMethod(nn.Module):
     published default, per-benchmark values and their sources), plus ``published_families``,
     the benchmarks the method publishes a setting for even where no value differs. From them the
     class derives ``defaults`` (the published values common to all datasets) and ``per_dataset``
-    (published per-benchmark values; a dataset without an entry borrows the ``mirflickr25k`` one,
-    and the trainer logs it as borrowed), and :meth:`__init__` checks ``hp`` against the
+    (published per-benchmark values; a dataset without an entry borrows the ``fallback_family``
+    one, ``mirflickr25k`` unless the class says otherwise, and the trainer logs it as borrowed), and :meth:`__init__` checks ``hp`` against the
     declaration. (A class that sets only ``defaults`` / ``per_dataset`` still works; its
     hyper-parameters are then undeclared and unchecked.) A method that reads
     no label sets ``reads_labels = False`` (read by the default :meth:`needs`) and then trains
@@ -167,6 +168,10 @@ class HashingMethod(nn.Module):
     #: Benchmark families the method publishes a setting for (besides those with ``per_family``
     #: values), so that they read as ``published:<family>`` rather than borrowed.
     published_families: ClassVar[tuple[str, ...]] = ()
+    #: The family whose published values a dataset of any other (or no) family borrows, logged as
+    #: borrowed: MIRFlickr-25K, unless the official code publishes a setting for another benchmark
+    #: only (DCHUC: NUS-WIDE).
+    fallback_family: ClassVar[str] = FALLBACK_FAMILY
     #: The official code (``owner/repo @ commit``) the hyper-parameters' ``file:line`` sources cite.
     reference: ClassVar[str] = ""
     #: Derived from ``hyperparameters`` (read by benchmarks and tests).

@@ -114,7 +114,6 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cmhash.methods.base import (
     CROSSMODAL,
@@ -125,34 +124,17 @@ from cmhash.methods.base import (
     Selection,
     TrainView,
 )
+from cmhash.methods.encoders import DropoutHashNet
 from cmhash.methods.hparams import Bool, Choice, Float, HParam, Int
 from cmhash.methods.registry import register
 
-__all__ = ["DGCPN", "PAPER_SELECTION", "DropoutHashNet", "dgcpn_loss", "graph_neighbour_affinity",
-           "neighbour_distribution"]
+__all__ = ["DGCPN", "PAPER_SELECTION", "dgcpn_loss", "graph_neighbour_affinity", "neighbour_distribution"]
 
 #: ``paper`` model selection (module docstring): every epoch, the labelled validation split against
 #: the database, clean labels, mAP@all i2t + t2i, keep a strict improvement, stop after more than
 #: 10 evaluations without one.
 PAPER_SELECTION = PaperSelection(split="validation", ties="earlier", patience=10,
                                  source="train.py:22-30, train_div.py:201-223, load_data.py:115-146")
-
-
-# -- networks -------------------------------------------------------------------------------------
-class DropoutHashNet(nn.Module):
-    """``fc1 -> ReLU -> Dropout(p) -> fc_encode -> tanh`` (models.py:9-55). ``encode_std`` draws
-    ``fc_encode.weight`` from N(0, std^2) (the text net, models.py:44); None keeps the default init."""
-
-    def __init__(self, in_dim: int, hidden: int, bits: int, dropout: float, encode_std: float | None = None) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(in_dim, hidden)
-        self.fc_encode = nn.Linear(hidden, bits)
-        self.dropout = nn.Dropout(p=dropout)
-        if encode_std is not None:
-            nn.init.normal_(self.fc_encode.weight, mean=0.0, std=encode_std)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.fc_encode(self.dropout(F.relu(self.fc1(x)))))
 
 
 # -- the graph-neighbour affinity ------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Encoders shared by the methods.
 
 Official code: LonganWANG-cs/NRCH @ b190e97 and Plke/SCBCH @ cfcc18c (``network.py``),
-LiuJinyu1229/DCGMH @ f208cdb (``model/fusion.py``), perquisite/RSHNL @ 34de146 (``model.py``).
+LiuJinyu1229/DCGMH @ f208cdb (``model/fusion.py``), Atmegal/DGCPN @ 9f62c56 (``models.py``),
+rongchengtu1/DCHUC @ 2cf46ed (``utils/txt_module.py``) and perquisite/RSHNL @ 34de146 (``model.py``).
 """
 from __future__ import annotations
 
@@ -51,3 +52,22 @@ class HashEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return hash_head(self.net(x))
+
+
+class DropoutHashNet(nn.Module):
+    """``fc1 -> ReLU -> Dropout(p) -> fc_encode -> tanh``: DGCPN's image and text networks
+    (DGCPN models.py:9-55) and DCHUC's text network (its two full-width convolutions are these two
+    linear layers, DCHUC utils/txt_module.py:24-39). ``encode_std`` draws ``fc_encode.weight``
+    from N(0, std^2) (DGCPN's text net, models.py:44); None keeps the default init (a method may
+    re-initialise the layers itself, as DCHUC does)."""
+
+    def __init__(self, in_dim: int, hidden: int, bits: int, dropout: float, encode_std: float | None = None) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, hidden)
+        self.fc_encode = nn.Linear(hidden, bits)
+        self.dropout = nn.Dropout(p=dropout)
+        if encode_std is not None:
+            nn.init.normal_(self.fc_encode.weight, mean=0.0, std=encode_std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc_encode(self.dropout(F.relu(self.fc1(x)))))

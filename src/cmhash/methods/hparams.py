@@ -296,7 +296,7 @@ def _md(value: Any) -> str:
     return _show(value).replace("'", "")
 
 
-def markdown_table(params: Iterable[HParam], families: Sequence[str] = ()) -> str:
+def markdown_table(params: Iterable[HParam], families: Sequence[str] = (), fallback: str = "mirflickr25k") -> str:
     """A Markdown table of the declaration: key, allowed, default, per-family values, source."""
     rows = ["| key | allowed | default | per benchmark | source |", "|---|---|---|---|---|"]
     for p in params:
@@ -306,7 +306,7 @@ def markdown_table(params: Iterable[HParam], families: Sequence[str] = ()) -> st
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     if families:
         rows.append("")
-        rest = (f"borrows the {FALLBACK_FAMILY} values, logged as borrowed" if FALLBACK_FAMILY in families
+        rest = (f"borrows the {fallback} values, logged as borrowed" if fallback in families
                 else "runs at the defaults")  # e.g. RSHNL, which publishes Wikipedia only
         rows.append("Published settings for: " + ", ".join(families) + f" (any other benchmark {rest}).")
     return "\n".join(rows)
@@ -320,7 +320,8 @@ def hparams_markdown(classes: Iterable[type]) -> str:
         families = list(getattr(cls, "per_dataset", {}) or {})
         ref = getattr(cls, "reference", "")
         intro = f"Sources cite {ref}.\n\n" if ref else ""
-        parts.append(f"### `{cls.name}`\n\n{intro}{markdown_table(cls.hyperparameters, families)}\n")
+        fallback = getattr(cls, "fallback_family", "mirflickr25k")
+        parts.append(f"### `{cls.name}`\n\n{intro}{markdown_table(cls.hyperparameters, families, fallback)}\n")
     return "\n".join(parts)
 
 

@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from cmhash.errors import ConfigError
-from cmhash.families import FALLBACK_FAMILY, FAMILIES
+from cmhash.families import FAMILIES
 from cmhash.methods.base import HashingMethod
 from cmhash.methods.hparams import check_hparams
 
@@ -37,6 +37,8 @@ def register(cls: type[HashingMethod]) -> type[HashingMethod]:
     unknown = sorted(set(cls.per_dataset) - set(FAMILIES))
     if unknown:
         raise ValueError(f"{cls.__name__}.per_dataset: {unknown} are not benchmark families {FAMILIES}")
+    if cls.fallback_family not in FAMILIES:
+        raise ValueError(f"{cls.__name__}.fallback_family: {cls.fallback_family!r} is not a benchmark family {FAMILIES}")
     METHODS[cls.name] = cls
     return cls
 
@@ -104,9 +106,10 @@ def resolve_hparams(name: str, family: str | None, overrides: dict[str, Any] | N
     ``family`` is the dataset's source's published benchmark (:func:`cmhash.data.source_family`,
     one of :data:`cmhash.families.FAMILIES`, or None for a generated set), never the name the
     config gives the dataset. Order: the method's published defaults, then its published values
-    for ``family`` (a family the method does not publish borrows the MIRFlickr-25K values), then
-    ``overrides`` from the config. Returns (hp, provenance) where provenance maps each key to
-    ``published``, ``published:<family>``, ``borrowed:mirflickr25k`` or ``config``.
+    for ``family`` (a family the method does not publish borrows the values of its
+    ``fallback_family``, MIRFlickr-25K unless the method says otherwise), then ``overrides`` from
+    the config. Returns (hp, provenance) where provenance maps each key to ``published``,
+    ``published:<family>``, ``borrowed:<fallback family>`` or ``config``.
 
     Every value is checked against the method's declaration (:mod:`cmhash.methods.hparams`);
     errors name ``<where>.<key>`` (``where`` defaults to ``methods.<name>``; a named variant
@@ -120,7 +123,8 @@ def resolve_hparams(name: str, family: str | None, overrides: dict[str, Any] | N
     if family in cls.per_dataset:
         source, values = f"published:{family}", cls.per_dataset[family]
     else:
-        source, values = f"borrowed:{FALLBACK_FAMILY}", cls.per_dataset.get(FALLBACK_FAMILY, {})
+        fallback = cls.fallback_family
+        source, values = f"borrowed:{fallback}", cls.per_dataset.get(fallback, {})
     for key, value in values.items():
         hp[key], provenance[key] = value, source
     where = where or f"methods.{name}"

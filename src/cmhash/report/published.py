@@ -23,7 +23,7 @@ from cmhash.data import SOURCES
 #: does a named variant (``methods.<name>.variant_of``), which is a row of its own. SCBCH and
 #: DCGMH publish their own tables, not NRCH's.
 PUBLISHED_METHOD: Mapping[str, str] = MappingProxyType({
-    "dcmh": "DCMH", "djsrh": "DJSRH", "dgcpn": "DGCPN", "ucch": "UCCH", "nrch": "NRCH",
+    "dcmh": "DCMH", "dchuc": "DCHUC", "djsrh": "DJSRH", "dgcpn": "DGCPN", "ucch": "UCCH", "nrch": "NRCH",
     "scbch": "SCBCH", "dcgmh": "DCGMH",
 })
 #: Published names of SCBCH's and DCGMH's own tables (not in config/published_results.csv yet).
@@ -35,7 +35,7 @@ NOT_IN_GRID = "not in this grid"
 #: Methods of the published tables that cmhash cannot run, and why (the README lists them).
 NOT_RUNNABLE: Mapping[str, str] = MappingProxyType({
     "ADAH": NO_PUBLIC_CODE, "CPAH": NO_PUBLIC_CODE, "PIP": NO_PUBLIC_CODE, "CMMQ": NO_PUBLIC_CODE,
-    "MIAN": NO_PUBLIC_CODE, "LtCMH": NO_PUBLIC_CODE, "DCHUC": NOT_IMPLEMENTED,
+    "MIAN": NO_PUBLIC_CODE, "LtCMH": NO_PUBLIC_CODE,
 })
 MISSING = "no published figure"
 
