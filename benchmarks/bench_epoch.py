@@ -53,7 +53,8 @@ def main() -> None:
     ap.add_argument("--text-dim", type=int, default=1386)
     ap.add_argument("--classes", type=int, default=24)
     ap.add_argument("--bits", type=int, default=64)
-    ap.add_argument("--method", default="nrch", help="registered method (nrch, scbch, dcgmh, baseline)")
+    ap.add_argument("--method", default="nrch", help="registered method (nrch, scbch, dcgmh, baseline, ucch, djsrh, "
+                                                     "dgcpn, dcmh, dchuc, rshnl)")
     ap.add_argument("--hidden", type=int, default=None, help="encoder width (default: the published one)")
     ap.add_argument("--epoch", type=int, default=0, help="epoch index to run (0: warm-up; >= 19: after warm-up)")
     ap.add_argument("--epochs", type=int, default=1, help="how many epochs to time, from --epoch on")
@@ -76,8 +77,11 @@ def main() -> None:
                      labels=torch.as_tensor(labels, device=device))
     cls = get_method(args.method)
     overrides = {}
-    if args.hidden:  # the same depth as published, narrower
-        overrides = {key: [args.hidden] * len(cls.defaults[key]) for key in ("image_hidden", "text_hidden")}
+    if args.hidden:  # the same depth as published, narrower (a list of widths, or one width: DGCPN, DCHUC)
+        for key in ("image_hidden", "text_hidden", "centre_hidden"):
+            if key in cls.defaults:
+                published = cls.defaults[key]
+                overrides[key] = [args.hidden] * len(published) if isinstance(published, list) else args.hidden
     hp, _ = resolve_hparams(args.method, "mirflickr25k", overrides)
     needs = cls.needs("paper")
     if needs.clean_labels:  # the `paper` protocol's correction reads them (random data: clean = noisy)
@@ -130,7 +134,7 @@ def main() -> None:
 
     load = os.getloadavg()
     print(f"{args.method} epoch benchmark: N={args.n}, image {args.image_dim}-d, text {args.text_dim}-d, "
-          f"{args.classes} classes, {args.bits} bits, widths {hp['image_hidden']} / {hp['text_hidden']}, "
+          f"{args.classes} classes, {args.bits} bits, widths {hp.get('image_hidden', '-')} / {hp['text_hidden']}, "
           f"{n_params / 1e6:.1f}M parameters")
     print(f"device {device}, torch threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other processes slow these numbers)")
