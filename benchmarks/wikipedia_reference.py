@@ -50,7 +50,7 @@ def run_row(cell: Cell, root: Path) -> dict | None:
 
 
 def commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
     return out.stdout.strip() or "unknown"
 
 
