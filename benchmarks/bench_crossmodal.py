@@ -77,6 +77,24 @@ Measured 2026-11-26, embedded set, default preset (published epochs), sound, 64 
   paper describes (``scbch-paper-order``) .707+-.006, the code's alpha/beta 0.3/0.7
   (``scbch-code-weights``) .694+-.011.
 
+The label-free reference rows (issue 17), measured 2026-12-02, embedded set, published epochs
+(UCCH 20, DJSRH 80, DGCPN 100), sound (each keeps its last epoch), 64 bits, 3 seeds, 2 shared
+cores (~25 min in all), ``--variants ucch djsrh dgcpn``; records/crossmodal/embedded_label_free.csv.
+They read no label, so one run per seed fills every rate. Preset: widths 256 (DJSRH: the hash
+layer on the image features and text 4096 -> 256, its published depth); UCCH batch 64 and Adam
+lr 1e-3 (published 256 and 1e-4: ~14 steps an epoch on 900 rows instead of ~70 on MIRFlickr)
+and K = 900 negatives (published 4096 > the bank); DGCPN k = 40% of the fitting rows (2,000 of
+MIRFlickr's 5,000), scale 2k as published. Average of i2t and t2i, mean +- std:
+
+    ucch   .587+-.009    djsrh  .556+-.001    dgcpn  .557+-.000     (every rate)
+
+Against the supervised rows above (same preset, protocol and seeds, 2026-11-26): every one of
+them stays above the best label-free method, UCCH, at every rate (the lowest, NRCH at 0.8,
+.668, is +.081 above it); the label-free methods sit ~.15 below the clean-label baseline. On
+these MIRFlickr-like multi-label rows even 80% ``nrch`` noise leaves the labels worth having,
+unlike NRCH's published MIRFlickr table, where UCCH (.724 i2t at 64 bits, every rate) beats most
+supervised methods at 50% and 80%. The comparison rows DCMH / DCHUC / RSHNL: below.
+
 Measured 2026-11-26, Wikipedia (real published features, 10 single-label classes),
 ``--standardize --epochs 30``, sound, 64 bits, 3 seeds (~5 min in all), average of i2t and t2i:
 
