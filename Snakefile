@@ -27,4 +27,6 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         rules.report.output,
+        # the robustness outputs of every grid dataset, when the config asks for them (report.robustness)
+        expand(rules.robustness.output, dataset=robustness_datasets(config)),
     default_target: True

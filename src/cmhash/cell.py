@@ -12,7 +12,8 @@ Layout (DESIGN.md, "Files between rules"):
 * ``results/runs/{dataset}/{method}/{noise_model}-{rate}/bits{bits}/seed{seed}/{protocol}/`` —
   one trained cell, or, for a method that reads no label,
   ``results/runs/{dataset}/{method}/label-free/bits{bits}/seed{seed}/{protocol}/``
-  (:data:`LABEL_FREE_RUN`): trained once, whatever the noise.
+  (:data:`LABEL_FREE_RUN`): trained once, whatever the noise;
+* ``results/report/robustness/{dataset}/`` — the robustness study's outputs of a dataset.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ RUN = f"{RESULTS}/runs/{{dataset}}/{{method}}/{{noise_model}}-{{rate}}/bits{{bit
 LABEL_FREE_RUN = f"{RESULTS}/runs/{{dataset}}/{{method}}/label-free/bits{{bits}}/seed{{seed}}/{{protocol}}"
 RUN_LOG = f"{RESULTS}/logs/{{stage}}/{{dataset}}/{{method}}/{{noise_model}}-{{rate}}/bits{{bits}}-seed{{seed}}-{{protocol}}.log"
 LABEL_FREE_LOG = f"{RESULTS}/logs/{{stage}}/{{dataset}}/{{method}}/label-free/bits{{bits}}-seed{{seed}}-{{protocol}}.log"
+#: The robustness study's outputs of one dataset (figure and tables) and their job's log.
+ROBUSTNESS = f"{RESULTS}/report/robustness/{{dataset}}"
+ROBUSTNESS_LOG = f"{RESULTS}/logs/robustness/{{dataset}}.log"
 #: The noise model of a label-free method's training cell (its rate is 0.0): one run, whatever the noise.
 LABEL_FREE = "label-free"
 
@@ -149,6 +153,8 @@ __all__ = [
     "NOISE",
     "NOISE_LOG",
     "RESULTS",
+    "ROBUSTNESS",
+    "ROBUSTNESS_LOG",
     "RUN",
     "RUN_LOG",
     "SUMMARY_KEYS",

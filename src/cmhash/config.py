@@ -106,6 +106,45 @@ def check_config(cfg: dict[str, Any]) -> None:
                 if float(rate) > 0 and not path.is_file():
                     raise ConfigError(f"datasets.{dataset}.published_noise: {path} not found (needed by "
                                       f"{key}.noise_models 'published' at rate {rate})")
+    check_robustness(cfg)
+
+
+#: The robustness study's settings and their defaults (config key ``report.robustness``).
+ROBUSTNESS_DEFAULTS: dict[str, Any] = {"baseline": "baseline", "alpha": 0.05, "protocol": "sound"}
+
+
+def robustness_settings(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """The robustness study's settings (``report.robustness`` over :data:`ROBUSTNESS_DEFAULTS`),
+    or None when the config asks for no robustness outputs."""
+    given = (cfg.get("report") or {}).get("robustness")
+    return None if given is None else {**ROBUSTNESS_DEFAULTS, **given}
+
+
+def robustness_datasets(cfg: dict[str, Any]) -> list[str]:
+    """The datasets with robustness outputs: every grid dataset, in grid order, when the config
+    asks for them (``report.robustness``), else none."""
+    if robustness_settings(cfg) is None:
+        return []
+    return list(dict.fromkeys(c.dataset for c in cells(cfg)))
+
+
+def check_robustness(cfg: dict[str, Any]) -> None:
+    """``report.robustness``: its reference method must run on every grid dataset at the studied
+    protocol (every other method is tested against it there). ConfigError naming the key."""
+    settings = robustness_settings(cfg)
+    if settings is None:
+        return
+    grid_cells = cells(cfg)
+    protocols = sorted({c.protocol for c in grid_cells})
+    if settings["protocol"] not in protocols:
+        raise ConfigError(f"report.robustness.protocol: '{settings['protocol']}' is not a protocol of the grid "
+                          f"(grid protocols: {protocols})")
+    for dataset in robustness_datasets(cfg):
+        methods = sorted({c.method for c in grid_cells if c.dataset == dataset and c.protocol == settings["protocol"]})
+        if settings["baseline"] not in methods:
+            raise ConfigError(f"report.robustness.baseline: '{settings['baseline']}' is not a grid method on dataset "
+                              f"'{dataset}' under protocol '{settings['protocol']}' (its methods there: {methods}); "
+                              "every other method is tested against it")
 
 
 def resolved_hparams(cfg: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,7 +19,15 @@ use_checkout_sources(os.path.join(workflow.basedir, "src"))
 
 import cmhash.cell as layout
 from cmhash.cell import Cell
-from cmhash.config import TRAINING_ONLY_DATASET_KEYS, cells, check_config, evaluate_params, training_cells
+from cmhash.config import (
+    TRAINING_ONLY_DATASET_KEYS,
+    cells,
+    check_config,
+    evaluate_params,
+    robustness_datasets,
+    robustness_settings,
+    training_cells,
+)
 from cmhash.config import train_params as cell_train_params
 from cmhash.data import SOURCES
 from cmhash.data.published import configured_noise_file
@@ -121,3 +129,9 @@ def metrics_files():
     """One metrics file per training job: a label-free method's one run serves every noise
     model and rate of the grid (the report expands it over CELLS)."""
     return [f"{c.run_dir}/metrics.json" for c in training_cells(config)]
+
+
+def robustness_metrics(wildcards):
+    """The metrics file of every training job of the robustness job's dataset (a label-free
+    run once: the report expands it over the dataset's cells)."""
+    return [f"{c.run_dir}/metrics.json" for c in training_cells(config) if c.dataset == wildcards.dataset]

@@ -81,3 +81,69 @@ rule report:
         grid=[c.as_dict() for c in CELLS],  # label-free runs fill every noise column of their cells
     script:
         "../scripts/report.py"
+
+
+# The robustness study (config `report.robustness`, e.g. config/robustness.yaml): per dataset,
+# mAP against the noise rate, the mAP table with every method tested against the reference,
+# and the selection modules' AUC against the true corruption mask (cmhash.report.robustness).
+# Each dataset's job reads only that dataset's runs (robustness_metrics, common.smk).
+ROBUSTNESS_FIGURE_TITLE = "mAP against noise rate, per noise model"
+
+
+rule robustness:
+    input:
+        metrics=robustness_metrics,
+        histories=lambda wildcards: [p.replace("metrics.json", "history.csv") for p in robustness_metrics(wildcards)],
+    output:
+        figure_pdf=report(
+            f"{layout.ROBUSTNESS}/map_vs_rate.pdf",
+            caption="../report/robustness_figure.rst",
+            category="Robustness",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "output": ROBUSTNESS_FIGURE_TITLE, "format": "PDF"},
+        ),
+        figure_png=report(
+            f"{layout.ROBUSTNESS}/map_vs_rate.png",
+            caption="../report/robustness_figure.rst",
+            category="Robustness",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "output": ROBUSTNESS_FIGURE_TITLE, "format": "PNG"},
+        ),
+        table_csv=report(
+            f"{layout.ROBUSTNESS}/map_table.csv",
+            caption="../report/robustness_table.rst",
+            category="Robustness",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "output": "mAP table with significance", "format": "CSV"},
+        ),
+        table_tex=report(
+            f"{layout.ROBUSTNESS}/map_table.tex",
+            caption="../report/robustness_table.rst",
+            category="Robustness",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "output": "mAP table with significance", "format": "LaTeX"},
+        ),
+        auc_csv=report(
+            f"{layout.ROBUSTNESS}/selection_auc.csv",
+            caption="../report/robustness_auc.rst",
+            category="Robustness",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "output": "selection AUC", "format": "CSV"},
+        ),
+        auc_tex=report(
+            f"{layout.ROBUSTNESS}/selection_auc.tex",
+            caption="../report/robustness_auc.rst",
+            category="Robustness",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "output": "selection AUC", "format": "LaTeX"},
+        ),
+    log:
+        layout.ROBUSTNESS_LOG,
+    conda:
+        "../../envs/cmhash.yaml"
+    params:
+        settings=robustness_settings(config),
+        bits=(config.get("report") or {}).get("figure_bits"),
+        grid=lambda wildcards: [c.as_dict() for c in CELLS if c.dataset == wildcards.dataset],
+    script:
+        "../scripts/robustness.py"
