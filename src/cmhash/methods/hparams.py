@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import Any
 
 from cmhash.errors import ConfigError
-from cmhash.families import FALLBACK_FAMILY, FAMILIES
+from cmhash.families import FAMILIES
 
 #: The kinds a hyper-parameter can have; ``any`` is an undeclared one (no check).
 KINDS = ("int", "float", "bool", "choice", "ints", "floats", "any")
