@@ -111,8 +111,8 @@ published learning rates. Average of i2t and t2i:
 * ``dcmh`` does NOT reproduce the published DCMH's steep fall (NRCH's MIRFlickr table, i2t at
   64 bits: .695 at 20%, .619 at 50%): it is flat because it learns little in the first place,
   .04 above the embedded set's chance (.546) and at or below the label-free UCCH (.587). Its
-  published schedule (plain SGD, lr logspace(-1.5, -3), the gradient divided by batch x N,
-  N(0, .01^2) weights, process_DCMH.m / update_net.m) moves a linear image hash layer little in
+  published schedule (plain SGD, lr logspace(-1.5, -3) DCMH_demo.m:20-21, the gradient divided
+  by batch x N update_net.m:5-8, N(0, .01^2) weights net_structure_txt.m:2-3) moves a linear image hash layer little in
   this preset; the robustness preset (20 passes) found it near chance at any rate that does
   not diverge (config/robustness.yaml). So the published fall cannot be attributed to noise
   sensitivity of the method from these runs; a run on the published features at full width

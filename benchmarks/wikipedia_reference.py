@@ -88,6 +88,9 @@ def main() -> int:
         kept = ",".join(str(r["selected_epoch"]) for r in got)
         print(f"{method:>20} {len(got):>2} {mean_std([r['i2t'] for r in got]):>15} {mean_std([r['t2i'] for r in got]):>15}"
               f" {kept:>14} {np.mean([r['seconds_per_epoch'] for r in got]):>8.1f}   seeds {[r['seed'] for r in got]}")
+        for r in got:
+            if "note" in r:  # a record whose run files were not kept says where its figures come from
+                print(f"{'':>20}    seed {r['seed']}: {r['note']}")
     if len(means.get("scbch", [])) > 1 and len(means.get("scbch_code_weights", [])) > 1:
         a, b = means["scbch"], means["scbch_code_weights"]
         pooled = float(np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2))

@@ -29,7 +29,7 @@ import pytest
 import torch
 
 from cmhash.errors import ConfigError
-from cmhash.methods import Batch, TrainView, get_method, resolve_hparams
+from cmhash.methods import Batch, get_method, resolve_hparams
 from cmhash.methods.dchuc import (
     DCHUC,
     MilestoneDivisor,
@@ -43,7 +43,7 @@ from cmhash.methods.dchuc import (
 from cmhash.methods.encoders import DropoutHashNet
 from cmhash.noise import corrupt
 from cmhash.train import Trainer, TrainSettings
-from tests.helpers import clustered_dataset
+from tests.helpers import clustered_dataset, small_view, train_step
 
 torch.set_num_threads(1)
 
@@ -282,22 +282,6 @@ def build(seed=0, **kw) -> DCHUC:
     return DCHUC(20, 12, 6, 8, tiny_hp(**kw), "paper")
 
 
-def small_view(n=40, seed=0) -> TrainView:
-    g = torch.Generator().manual_seed(seed)
-    labels = (torch.rand(n, 6, generator=g) < 0.3).float()
-    labels[torch.arange(n), torch.randint(0, 6, (n,), generator=g)] = 1.0
-    return TrainView(image=torch.randn(n, 20, generator=g), text=torch.rand(n, 12, generator=g), labels=labels)
-
-
-def step(m: DCHUC, view: TrainView, opt, epoch: int, rows: torch.Tensor) -> dict[str, float]:
-    batch = Batch(index=rows, image=view.image[rows], text=view.text[rows], labels=view.labels[rows])
-    loss, parts = m.loss(batch, epoch)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return parts
-
-
 def test_an_iteration_samples_trains_each_network_then_updates_codes():
     m, view = build(), small_view()
     opt, _ = m.configure_optimizer()
@@ -310,13 +294,13 @@ def test_an_iteration_samples_trains_each_network_then_updates_codes():
     rows = m.sample[torch.tensor([5, 2, 17, 9])]
     image_before = [p.clone() for p in m.image_net.parameters()]
     text_before = [p.clone() for p in m.text_net.parameters()]
-    parts = step(m, view, opt, 0, rows)  # epoch 0: the image pass
+    parts = train_step(m, view, opt, 0, rows)  # epoch 0: the image pass
     assert parts["image_pass"] == 1.0
     assert all(torch.equal(a, b) for a, b in zip(text_before, m.text_net.parameters()))  # untouched, no decay
     assert not all(torch.equal(a, b) for a, b in zip(image_before, m.image_net.parameters()))
     assert m.U[[5, 2, 17, 9]].abs().sum() > 0 and not m.G.any()  # outputs stored by sample position
     assert m.U.abs().sum(1).gt(0).sum() == 4
-    assert step(m, view, opt, 1, rows)["image_pass"] == 0.0 and m.G[[5, 2, 17, 9]].abs().sum() > 0
+    assert train_step(m, view, opt, 1, rows)["image_pass"] == 0.0 and m.G[[5, 2, 17, 9]].abs().sum() > 0
     assert m.modality_at(2) == "image" and m.modality_at(3) == "text" and m.modality_at(4) == "image"
     first_sample, u, g, w = m.sample.clone(), m.U.clone(), m.G.clone(), m.W.clone()
     assert m.before_epoch(view, 2).extra == {}  # mid-iteration: nothing is updated or redrawn
@@ -369,7 +353,7 @@ def test_state_dict_round_trip_carries_the_buffers():
     opt, _ = m.configure_optimizer()
     for epoch in range(6):
         m.before_epoch(view, epoch)
-        step(m, view, opt, epoch, m.sample[:8])
+        train_step(m, view, opt, epoch, m.sample[:8])
     state = m.state_dict()
     assert {"V", "U", "G", "W", "sample"} <= set(state) and "similarity" not in state
     assert state["V"].shape == (40, 8) and state["sample"].shape == (24,)

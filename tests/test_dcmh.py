@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from cmhash.errors import ConfigError
-from cmhash.methods import Batch, TrainView, get_method, resolve_hparams
+from cmhash.methods import Batch, get_method, resolve_hparams
 from cmhash.methods.baseline import pairwise_similarity
 from cmhash.methods.dcmh import (
     DCMH,
@@ -28,7 +28,7 @@ from cmhash.methods.dcmh import (
 )
 from cmhash.noise import corrupt
 from cmhash.train import Trainer, TrainSettings
-from tests.helpers import clustered_dataset
+from tests.helpers import clustered_dataset, small_view, train_step
 
 torch.set_num_threads(1)
 
@@ -192,22 +192,6 @@ def build(seed=0, **kw) -> DCMH:
     return DCMH(20, 12, 6, 8, tiny_hp(**kw), "paper")
 
 
-def small_view(n=40, seed=0) -> TrainView:
-    g = torch.Generator().manual_seed(seed)
-    labels = (torch.rand(n, 6, generator=g) < 0.3).float()
-    labels[torch.arange(n), torch.randint(0, 6, (n,), generator=g)] = 1.0
-    return TrainView(image=torch.randn(n, 20, generator=g), text=torch.rand(n, 12, generator=g), labels=labels)
-
-
-def step(m: DCMH, view: TrainView, opt, epoch: int, rows: torch.Tensor) -> dict[str, float]:
-    batch = Batch(index=rows, image=view.image[rows], text=view.text[rows], labels=view.labels[rows])
-    loss, parts = m.loss(batch, epoch)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return parts
-
-
 def test_one_pass_trains_one_network_and_writes_its_buffer():
     m, view = build(), small_view()
     opt, _ = m.configure_optimizer()
@@ -221,7 +205,7 @@ def test_one_pass_trains_one_network_and_writes_its_buffer():
     rows = torch.arange(10)
     with torch.no_grad():
         pre_step = m.text_net(view.text[:10] - m.text_mean)
-    parts = step(m, view, opt, 0, rows)  # epoch 0: the text pass (published order)
+    parts = train_step(m, view, opt, 0, rows)  # epoch 0: the text pass (published order)
     assert parts["image_pass"] == 0.0
     assert all(torch.equal(a, b) for a, b in zip(image_before, m.image_net.parameters()))  # untouched, no decay
     assert not all(torch.equal(a, b) for a, b in zip(text_before, m.text_net.parameters()))
@@ -229,7 +213,7 @@ def test_one_pass_trains_one_network_and_writes_its_buffer():
     assert torch.equal(m.G[:10], pre_step)  # G holds the batch's outputs from before the step (process_DCMH.m:40)
     m.before_epoch(view, 1)  # odd epoch: B is not updated
     assert not m.B.any()
-    assert step(m, view, opt, 1, rows)["image_pass"] == 1.0 and m.F[:10].abs().sum() > 0
+    assert train_step(m, view, opt, 1, rows)["image_pass"] == 1.0 and m.F[:10].abs().sum() > 0
     m.before_epoch(view, 2)  # next outer iteration: B = sign(gamma (F + G))
     assert torch.equal(m.B, torch.sign(m.F + m.G)) and m.B[:10].abs().sum() == 80
     assert m.modality_at(2) == "text" and build(first_modality="image").modality_at(2) == "image"
@@ -252,7 +236,7 @@ def test_state_dict_round_trip_carries_the_buffers():
     opt, _ = m.configure_optimizer()
     for epoch in range(3):
         m.before_epoch(view, epoch)
-        step(m, view, opt, epoch, torch.arange(0, 40, 3))
+        train_step(m, view, opt, epoch, torch.arange(0, 40, 3))
     state = m.state_dict()
     assert {"F", "G", "B", "text_mean"} <= set(state) and state["F"].shape == (40, 8)
     fresh = build(seed=5)

@@ -2,11 +2,9 @@
 and figure, config/robustness.yaml (config check and the planned jobs) and a tiny run of the
 robustness outputs through Snakemake."""
 import copy
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +36,7 @@ from cmhash.report.robustness import (
 )
 from cmhash.report.significance import holm, mark_significant, paired_tests
 from cmhash.report.tables import latex_document
-from tests.helpers import REPO, SHARED_DATA
+from tests.helpers import REPO, SHARED_DATA, copy_workflow, planned_jobs, run_snakemake
 
 WIKIPEDIA = SHARED_DATA / "wikipedia"
 needs_wikipedia = pytest.mark.skipif(not (WIKIPEDIA / "trainset_txt_img_cat.list").is_file(),
@@ -275,30 +273,8 @@ def test_a_robustness_reference_outside_the_grid_is_named():
 
 
 def snakemake(workdir: Path, *args: str, configfile: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Snakemake on one core (targets first: --configfile takes several values)."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *args, "--cores", "1", "--configfile", configfile],
-                          cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
-    return proc
-
-
-def copy_workflow(work: Path) -> None:
-    for item in ("Snakefile", "workflow", "config", "envs"):
-        src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
-
-
-def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts per rule from a dry run's summary table ('rule  count' lines)."""
-    counts = {}
-    for line in (proc.stdout + proc.stderr).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-    return counts
+    """Snakemake on one core."""
+    return run_snakemake(workdir, *args, configfile=configfile, cores=1, timeout=timeout)
 
 
 @needs_wikipedia

@@ -2,10 +2,7 @@
 directory, checking every stage's outputs and the MLflow runs."""
 import html
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,30 +12,20 @@ import yaml
 
 from cmhash.config import cells
 from cmhash.report import FIGURES
-from tests.helpers import REPO
+from tests.helpers import REPO, copy_workflow, planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.integration
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, configfile: str = "config/test.yaml"
               ) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    env.pop("MLFLOW_TRACKING_URI", None)
-    # targets first: --resources and --configfile take several values each
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *args, "--cores", "2", "--resources", "gpu=1",
-                           "--configfile", configfile], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=1200, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
-    return proc
+    return run_snakemake(workdir, *args, configfile=configfile, resources=("gpu=1",), check=check)
 
 
 @pytest.fixture(scope="module")
 def workflow_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("workflow")
-    for item in ("Snakefile", "workflow", "config", "envs"):
-        src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
+    copy_workflow(work)
     proc = snakemake(work)
     return work, proc
 
@@ -160,22 +147,12 @@ def test_rerun_is_a_no_op_and_lint_is_clean(workflow_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def _planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts per rule from a dry run's summary table ('rule  count' lines)."""
-    counts = {}
-    for line in (proc.stdout + proc.stderr).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def test_training_settings_rerun_exactly_the_training_jobs(workflow_run):
     work, _ = workflow_run
     cfg = yaml.safe_load((work / "config/test.yaml").read_text())
     cfg["datasets"]["embedded"]["standardize_features"] = True
     (work / "config/changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))  # key order is part of a param
-    jobs = _planned_jobs(snakemake(work, "--dry-run", configfile="config/changed.yaml"))
+    jobs = planned_jobs(snakemake(work, "--dry-run", configfile="config/changed.yaml"))
     n_cells = len(cells(cfg))
     assert jobs.get("train") == n_cells and jobs.get("evaluate") == n_cells, jobs
     for rule in ("generate_embedded", "prepare", "image_features", "text_features", "assemble_dataset", "noise",
@@ -184,7 +161,7 @@ def test_training_settings_rerun_exactly_the_training_jobs(workflow_run):
     cfg["datasets"]["embedded"].pop("standardize_features")
     cfg["methods"]["baseline"]["lr"] = 0.01
     (work / "config/changed.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))  # key order is part of a param
-    jobs = _planned_jobs(snakemake(work, "--dry-run", configfile="config/changed.yaml"))
+    jobs = planned_jobs(snakemake(work, "--dry-run", configfile="config/changed.yaml"))
     assert jobs.get("train") == n_cells, jobs
 
 
@@ -205,9 +182,7 @@ def test_another_experiment_reruns_no_training_job(workflow_run):
 @pytest.mark.parametrize("config", ["config/test.yaml", "config/demo.yaml"])
 def test_the_cell_module_gives_the_paths_the_rules_produce(config, tmp_path):
     """Every training job a dry run plans writes exactly where cmhash.cell says its cell lives."""
-    for item in ("Snakefile", "workflow", "config", "envs"):
-        src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    copy_workflow(tmp_path)
     proc = snakemake(tmp_path, "--dry-run", configfile=config)
     planned = set()
     for line in (proc.stdout + proc.stderr).splitlines():
@@ -239,9 +214,9 @@ def test_result_settings_are_params_and_rerun_exactly_their_jobs(workflow_run):
     (work / "config/test.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     snakemake(work)  # trains the variant's cells
     n = len(cells(cfg))
-    jobs = _planned_jobs(snakemake(work, "--dry-run", configfile=_changed(work, evaluation__ties="expected")))
+    jobs = planned_jobs(snakemake(work, "--dry-run", configfile=_changed(work, evaluation__ties="expected")))
     assert jobs.get("evaluate") == n and jobs.get("train") == n // 2, jobs  # the baseline's cells only
-    jobs = _planned_jobs(snakemake(work, "--dry-run", configfile=_changed(work, evaluation__precision_at=[1, 5])))
+    jobs = planned_jobs(snakemake(work, "--dry-run", configfile=_changed(work, evaluation__precision_at=[1, 5])))
     assert jobs.get("evaluate") == n and "train" not in jobs, jobs
     proc = snakemake(work, "--dry-run", configfile=_changed(work, training__progress=True))  # changes no result
     assert "Nothing to be done" in proc.stdout + proc.stderr
@@ -278,11 +253,9 @@ def _label_free_config(work: Path, rates: list[float]) -> str:
 
 
 def test_a_label_free_method_trains_once_for_every_noise_rate(tmp_path):
-    for item in ("Snakefile", "workflow", "config", "envs"):
-        src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    copy_workflow(tmp_path)
     config = _label_free_config(tmp_path, [0.2, 0.5, 0.8])
-    jobs = _planned_jobs(snakemake(tmp_path, "--dry-run", configfile=config))
+    jobs = planned_jobs(snakemake(tmp_path, "--dry-run", configfile=config))
     assert jobs.get("train") == 3 * 2 and jobs.get("train_label_free") == 2, jobs  # 2 protocols, not 6 cells
     assert jobs.get("evaluate_label_free") == 2, jobs
     config = _label_free_config(tmp_path, [0.0, 0.5])

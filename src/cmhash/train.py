@@ -40,6 +40,8 @@ from cmhash.io import atomic_path
 from cmhash.methods import Batch, HashingMethod, PaperSelection, TrainView, get_method
 
 PROTOCOLS = ("paper", "sound")
+#: How ``sound`` keeps a candidate: a strict improvement, no early stopping (its split is the trainer's own).
+SOUND_SELECTION = PaperSelection(source="ours")
 log = logging.getLogger("cmhash")
 MetricLogger = Callable[[dict[str, float], int], None]
 
@@ -295,7 +297,7 @@ class Trainer:
         if mode != hp["selection"]:
             log.info("%s: keeps its last epoch under %s (it reads no label; `selection: %s` applies to `paper`)",
                      s.method, s.protocol, hp["selection"])
-        rule = self.method.paper_selection if s.protocol == "paper" else PaperSelection(split="query")
+        rule = self.method.paper_selection if s.protocol == "paper" else SOUND_SELECTION
 
         def consider(epoch: int, record: dict[str, float]) -> None:
             scores = self.selection_scores()
