@@ -293,12 +293,12 @@ def test_a_dry_run_plans_the_documented_jobs(tmp_path):
 
 # -- a tiny study through Snakemake -----------------------------------------------------------------
 def tiny_config() -> dict:
-    """config/test.yaml's embedded set as a study: baseline and NRCH, noise models nrch and sym
-    at 0.5 and clean labels, two seeds, tiny widths."""
+    """config/test.yaml's embedded set as a study: baseline and NRCH, noise model sym at 0.5 and
+    clean labels, two seeds (the fewest a paired test takes), tiny widths: 8 training jobs."""
     cfg = copy.deepcopy(yaml.safe_load((REPO / "config" / "test.yaml").read_text()))
     cfg["experiment"] = "cmhash-test-robustness"
-    cfg["grid"].update(methods=["baseline", "nrch"], noise_models=["nrch", "sym"], noise_rates=[0.5], seeds=[0, 1],
-                       protocols=["sound"], also=[{"noise_models": ["nrch"], "noise_rates": [0.0]}])
+    cfg["grid"].update(methods=["baseline", "nrch"], noise_models=["sym"], noise_rates=[0.5], seeds=[0, 1],
+                       protocols=["sound"], also=[{"noise_models": ["sym"], "noise_rates": [0.0]}])
     cfg["methods"]["nrch"] = {"epochs": 3, "warmup_epochs": 1, "eval_every": 3, "batch_size": 32, "lr": 1e-4,
                               "image_hidden": [32], "text_hidden": [32]}
     cfg["methods"]["baseline"].update(epochs=3, eval_every=3)
@@ -317,7 +317,7 @@ def test_a_tiny_study_writes_the_robustness_outputs(tmp_path):
     snakemake(tmp_path, *(f"{folder}/{n}" for n in names), configfile="config/tiny.yaml", timeout=900)
     out = tmp_path / folder
     table = pd.read_csv(out / "map_table.csv")
-    assert set(zip(table.noise_model, table.rate)) == {(CLEAN, 0.0), ("nrch", 0.5), ("sym", 0.5)}
+    assert set(zip(table.noise_model, table.rate)) == {(CLEAN, 0.0), ("sym", 0.5)}
     assert set(table.method) == {"baseline", "nrch"} and (table.n == 2).all()
     assert table["mean"].between(0, 1).all()
     nrch = table[table.method == "nrch"]
@@ -326,7 +326,7 @@ def test_a_tiny_study_writes_the_robustness_outputs(tmp_path):
     tex = (out / "map_table.tex").read_text()
     assert r"\toprule" in tex and "ttest\\_rel" in tex and "Holm" in tex
     auc = pd.read_csv(out / "selection_auc.csv")
-    assert set(auc.method) == {"nrch"} and set(auc.noise_model) == {"nrch", "sym"} and auc["mean"].between(0, 1).all()
+    assert set(auc.method) == {"nrch"} and set(auc.noise_model) == {"sym"} and auc["mean"].between(0, 1).all()
     assert (out / "map_vs_rate.png").stat().st_size > 1000 and (out / "map_vs_rate.pdf").read_bytes()[:4] == b"%PDF"
     log = (tmp_path / "results/logs/robustness/embedded.log").read_text()
     assert "Traceback" not in log
