@@ -269,3 +269,34 @@ def test_a_label_free_method_trains_once_for_every_noise_rate(tmp_path):
     run = tmp_path / "results/runs/embedded/ucch/label-free/bits16/seed0/sound"
     assert json.loads((run / "config.json").read_text())["needs"]["labels"] is False
     assert r"ucch$^\dagger$" in (tmp_path / "results/report/tables.tex").read_text()
+
+
+# -- issue 18: the comparison rows run in the grid like any method ----------------------------
+COMPARISON_METHODS = {
+    "dcmh": {"epochs": 4, "batch_size": 32, "eval_every": 2, "text_hidden": [32]},
+    "dchuc": {"epochs": 4, "inner_epochs": 1, "batch_size": 16, "num_samples": 48, "eval_every": 2,
+              "text_hidden": 32},
+    "rshnl": {"epochs": 3, "warmup_epochs": 1, "batch_size": 32, "image_hidden": [32, 32],
+              "text_hidden": [32, 32], "centre_hidden": [32, 32]},
+}
+
+
+def test_the_comparison_methods_run_through_the_workflow(tmp_path):
+    copy_workflow(tmp_path)
+    cfg = yaml.safe_load((REPO / "config/test.yaml").read_text())
+    cfg["experiment"] = "cmhash-test-comparison"
+    cfg["grid"].update(methods=list(COMPARISON_METHODS), noise_rates=[0.5], protocols=["sound"])
+    cfg["methods"].update(COMPARISON_METHODS)
+    (tmp_path / "config/comparison.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snakemake(tmp_path, configfile="config/comparison.yaml")
+    results = pd.read_csv(tmp_path / "results/report/results.csv")
+    assert set(results["method"]) == set(COMPARISON_METHODS)
+    assert len(results) == len(COMPARISON_METHODS) * 2 and results["map"].between(0, 1).all()  # i2t and t2i each
+    for method in COMPARISON_METHODS:
+        run = tmp_path / f"results/runs/embedded/{method}/nrch-0.5/bits16/seed0/sound"
+        record = json.loads((run / "config.json").read_text())
+        assert record["cell"]["method"] == method and record["hparams"]["epochs"] == COMPARISON_METHODS[method]["epochs"]
+        assert len(pd.read_csv(run / "history.csv")) > 0
+    # the embedded set is in no method's published family: DCHUC borrows NUS-WIDE's values, logged
+    dchuc = json.loads((tmp_path / "results/runs/embedded/dchuc/nrch-0.5/bits16/seed0/sound/config.json").read_text())
+    assert dchuc["family"] is None and {"gamma", "alpha", "mu"} <= set(dchuc["borrowed"])
