@@ -115,6 +115,18 @@ def test_delta_to_published_numbers():
     assert delta[delta.method == "baseline"].published.isna().all()
     dcmh = delta_table(results.replace({"method": {"baseline": "dcmh"}}), published, {"mirflickr25k": "mirflickr25k"})
     assert dcmh[dcmh.method == "dcmh"].source.str.contains("NRCH").all()
+    # the label-free rows: one run fills every rate, each rate against its own published figure
+    for method, name in (("ucch", "UCCH"), ("djsrh", "DJSRH"), ("dgcpn", "DGCPN"), ("dchuc", "DCHUC")):
+        renamed = results.replace({"method": {"baseline": method}}).assign(
+            label_free=lambda f: f.method.eq(method) & (method != "dchuc"))
+        rows = delta_table(renamed, published, {"mirflickr25k": "mirflickr25k"})
+        rows = rows[rows.method == method]
+        assert len(rows) == 4 and rows.published.notna().all(), method
+        for r in rows.itertuples():
+            want = published[(published.method == name) & (published.dataset == "mirflickr25k")
+                              & (published.direction == "i2t") & (published.noise == r.rate)
+                              & (published.bits == r.bits)]["map"]
+            assert r.published == want.iloc[0], (method, r.rate, r.bits)
     # a dataset without a published counterpart (the demo's) marks every cell
     demo = delta_table(results.assign(dataset="embedded"), published, {"embedded": "embedded"})
     assert demo.published.isna().all()
