@@ -46,12 +46,17 @@ def run_row(cell: Cell, root: Path) -> dict | None:
     return {"cell": cell.name, "method": cell.method, "seed": cell.seed,
             "i2t": metrics["directions"]["i2t"]["map"], "t2i": metrics["directions"]["t2i"]["map"],
             "selected_epoch": train["selected_epoch"], "epochs": epochs,
-            "seconds_per_epoch": train["wall_seconds"] / epochs, "hparams": config["hparams"]}
+            "seconds_per_epoch": train["wall_seconds"] / epochs, "hparams": config["hparams"],
+            "commit": run_commit(config)}
 
 
-def commit() -> str:
+def run_commit(config: dict) -> str:
+    """The commit the run's code came from (its config.json), not the recording checkout's."""
+    recorded = str(config.get("git_commit") or "unknown")
+    if recorded != "unknown":
+        return recorded[:7]
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
-    return out.stdout.strip() or "unknown"
+    return (out.stdout.strip() or "unknown") + " (recording checkout; the run did not record its own)"
 
 
 def mean_std(values: list[float]) -> str:
@@ -72,7 +77,7 @@ def main() -> int:
         if row is not None and args.record:
             RECORDS.mkdir(parents=True, exist_ok=True)
             with atomic_path(record, suffix=".json") as tmp:
-                Path(tmp).write_text(json.dumps({**row, "commit": commit()}, indent=1) + "\n")
+                Path(tmp).write_text(json.dumps(row, indent=1) + "\n")
         if row is None and record.is_file():
             row = json.loads(record.read_text())
         if row is not None:
