@@ -95,6 +95,20 @@ these MIRFlickr-like multi-label rows even 80% ``nrch`` noise leaves the labels 
 unlike NRCH's published MIRFlickr table, where UCCH (.724 i2t at 64 bits, every rate) beats most
 supervised methods at 50% and 80%. The comparison rows DCMH / DCHUC / RSHNL: below.
 
+On Wikipedia (2026-12-02, ``--dataset-dir <wikipedia> --standardize --epochs 30 --variants ucch
+djsrh dgcpn``, sound, 64 bits, 3 seeds, the preset above with 30 epochs each, 86 min on 2 cores
+shared with a training job; records/crossmodal/wikipedia_label_free.csv), average of i2t and
+t2i, every rate:
+
+    ucch   .366+-.008 (i2t .250, t2i .483)    djsrh  .180+-.001    dgcpn  .302+-.003
+
+Against the supervised Wikipedia rows below (same flags, 2026-11-26), the picture is NRCH's
+published one: UCCH is above NRCH at every rate, clean labels included (.328 / .316 / .296 /
+.284 at 0.0 / 0.2 / 0.5 / 0.8), above the baseline from 0.5 on (.255, .192; a tie at 0.2,
+.372 against .366), and above SCBCH at 0.8 (.332); SCBCH ties it at 0.5 (.371, within UCCH's
+std). Here ``nrch`` noise falsifies 71% of the similar pairs at 0.5 (single-label rows), so
+past about 0.3 noise the labels are worth less than no labels for every method but SCBCH.
+
 The comparison rows (issue 18), measured 2026-12-02, embedded set, published epochs (DCMH 1000
 passes = 500 outer iterations, DCHUC 180 = 30 iterations x 3 x 2 passes, RSHNL 150), sound,
 64 bits, ONE seed so far (0; 2 shared cores), records/crossmodal/embedded_comparison_seed0*.csv.
