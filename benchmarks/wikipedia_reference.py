@@ -46,7 +46,9 @@ def run_row(cell: Cell, root: Path) -> dict | None:
     return {"cell": cell.name, "method": cell.method, "seed": cell.seed,
             "i2t": metrics["directions"]["i2t"]["map"], "t2i": metrics["directions"]["t2i"]["map"],
             "selected_epoch": train["selected_epoch"], "epochs": epochs,
-            "seconds_per_epoch": train["wall_seconds"] / epochs, "hparams": config["hparams"],
+            # a resumed run's wall time covers only the epochs after its checkpoint
+            "seconds_per_epoch": train["wall_seconds"] / (epochs - int(train.get("resumed_from") or 0)),
+            "resumed_from": train.get("resumed_from"), "hparams": config["hparams"],
             "commit": run_commit(config)}
 
 
