@@ -25,6 +25,12 @@ Measured on this project's 2-core CPU machine (published widths, 10,000 pairs, 6
     scbch   5 (CSCC on all rows)    323 (37 + 286)             3.8 GiB    5.9 (2026-11-25)
     dcgmh   6 (after warm-up)       727 (29 + 698)             2.7 GiB    5.9 (2026-11-25)
 
+    ucch    0                       92 (0 + 92)                3.6 GiB    1.7 (2026-12-02)
+    djsrh   0                       9.4 (0 + 9.4)              1.1 GiB    1.7 (2026-12-02)
+
+(UCCH: 113M parameters at its published 8192 widths, batch 256; DJSRH: the hash layer on the
+image features and text 1386 -> 4096 -> 64, batch 32.) The loss column is the row-weighted mean
+over the epoch's batches (a batch a method drops, as UCCH's and DJSRH's drop_last, counts 0).
 At a load of ~6 on 2 cores these are roughly 2-3x the unloaded times. A GPU is the place for
 the published settings: 100 NRCH epochs are ~10 hours here.
 """
@@ -113,7 +119,7 @@ def main() -> None:
         if selection is not None and selection.kept is not None:
             rows_kept = torch.nonzero(selection.kept.detach().cpu(), as_tuple=False).flatten()
         order = rows_kept[torch.randperm(rows_kept.numel(), generator=generator)].to(device)
-        steps, trained_rows = 0, 0.0
+        steps, trained_rows, loss_sum = 0, 0.0, torch.zeros((), device=device)
         t1 = time.perf_counter()
         for b in range(0, order.numel(), hp["batch_size"]):
             idx = order[b:b + hp["batch_size"]]
@@ -126,11 +132,14 @@ def main() -> None:
             loss.backward()
             optimizer.step()
             steps += 1
-            trained_rows += parts.get("rows", float(idx.numel()))
+            rows_b = parts.get("rows", float(idx.numel()))  # 0 for a batch the method drops (drop_last quirks)
+            trained_rows += rows_b
+            loss_sum = loss_sum + loss.detach() * rows_b  # no per-step sync: read once after the epoch
         sync()
         t_train = time.perf_counter() - t1
         kept = float(selection.extra.get("kept_fraction", 1.0)) if selection is not None else 1.0
-        rows.append((epoch, t_sep, t_train, t_sep + t_train, steps, trained_rows, kept, loss.item()))
+        mean_loss = loss_sum.item() / trained_rows if trained_rows else float("nan")  # row-weighted over the epoch
+        rows.append((epoch, t_sep, t_train, t_sep + t_train, steps, trained_rows, kept, mean_loss))
 
     load = os.getloadavg()
     print(f"{args.method} epoch benchmark: N={args.n}, image {args.image_dim}-d, text {args.text_dim}-d, "
