@@ -30,7 +30,8 @@ Measured on this project's 2-core CPU machine (published widths, 10,000 pairs, 6
 
 (UCCH: 113M parameters at its published 8192 widths, batch 256; DJSRH: the hash layer on the
 image features and text 1386 -> 4096 -> 64, batch 32.) The loss column is the row-weighted mean
-over the epoch's batches (a batch a method drops, as UCCH's and DJSRH's drop_last, counts 0).
+over the epoch's batches (a batch a method drops counts 0: UCCH's and DJSRH's ``drop_last``
+quirks, UCCH.py:63 and DJSRH train.py:40, see their modules).
 At a load of ~6 on 2 cores these are roughly 2-3x the unloaded times. A GPU is the place for
 the published settings: 100 NRCH epochs are ~10 hours here.
 """
