@@ -247,13 +247,14 @@ def test_the_robustness_config_passes_the_check_and_has_the_documented_size():
     ucch = [c for c in jobs if c.method == "ucch"]
     assert len(ucch) == 6 and {(c.dataset, c.seed) for c in ucch} == {(d, s) for d in ("embedded", "wikipedia")
                                                                      for s in range(3)}
-    assert len(jobs) == 441 and len(grid) == 435 + len([c for c in grid if c.method == "ucch"])
+    assert len(jobs) == 354 and len(grid) == 348 + len([c for c in grid if c.method == "ucch"])
     assert {c.protocol for c in grid} == {"sound"} and {c.bits for c in grid} == {64}
     assert not any(c.dataset == "wikipedia" and c.noise_model == "missing" for c in grid)  # single-label data
-    for method in ("baseline", "nrch", "scbch", "ucch", "dcmh", "dcgmh"):
+    for method in ("baseline", "nrch", "scbch", "ucch", "dcgmh"):
         for dataset in ("embedded", "wikipedia"):
             assert any(c.method == method and c.dataset == dataset and c.rate == 0 for c in grid), (method, dataset)
-    assert "441 training jobs" in CONFIG.read_text() and "ESTIMATE" in CONFIG.read_text()
+    assert not any(c.method == "dcmh" for c in grid)  # near chance in any affordable preset (the config says why)
+    assert "354 training jobs" in CONFIG.read_text() and "ESTIMATE" in CONFIG.read_text()
 
 
 def test_a_robustness_reference_outside_the_grid_is_named():
@@ -286,9 +287,9 @@ def test_a_dry_run_plans_the_documented_jobs(tmp_path):
     jobs = planned_jobs(snakemake(tmp_path, "--dry-run", configfile="config/robustness.yaml"))
     # UCCH reads no label: one run per (dataset, seed), not one per noise model and rate
     assert jobs.get("train_label_free") == 2 * 3 and jobs.get("evaluate_label_free") == 2 * 3, jobs
-    assert jobs.get("train") == 240 + 195 and jobs.get("evaluate") == 435, jobs
+    assert jobs.get("train") == 192 + 156 and jobs.get("evaluate") == 348, jobs
     assert jobs.get("noise") == 48 + 39 and jobs.get("robustness") == 2 and jobs.get("report") == 1, jobs
-    assert sum(jobs.values()) == 980, jobs  # the size the config's comments give (979 and `all`)
+    assert sum(jobs.values()) == 806, jobs  # the size the config's comments give (805 and `all`)
 
 
 # -- a tiny study through Snakemake -----------------------------------------------------------------
