@@ -35,6 +35,23 @@ def test_training_lowers_loss_and_learns():
     assert set(np.unique(result.codes["query_image"])) <= {-1, 1}
 
 
+def test_the_cpu_trainer_flushes_subnormal_floats_unless_told_not_to():
+    """Subnormals (|x| < 1.2e-38) cost x86 cores up to ~100x per operation; the trainer flushes
+    them to zero on the CPU (TrainSettings.flush_denormal, benchmarks/bench_denormal.py)."""
+    def subnormal_survives() -> bool:
+        return float(torch.tensor([1e-39]) * 1.0) > 0  # 1e-39 is subnormal in float32
+
+    try:
+        make(flush_denormal=False)
+        assert subnormal_survives()  # IEEE gradual underflow
+        make()
+        assert not subnormal_survives()  # flushed to zero
+        make(flush_denormal=False)
+        assert subnormal_survives()
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def test_sound_protocol_holds_out_validation_rows():
     ds, _, trainer = make("sound")
     assert not np.isin(trainer.fit_rows, ds.splits.validation).any()

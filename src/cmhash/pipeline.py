@@ -207,7 +207,7 @@ def stage_train(cfg: dict[str, Any], cell: Cell, dataset_dir: str | Path, noise_
                 "denominator": denominator, "dataset": {"dir": str(dataset_dir), **_dataset_summary(dataset)},
                 "noise": noise_record, "settings": {
                     "device": settings.device, "checkpoint_every": settings.checkpoint_every, "ties": settings.ties,
-                    "standardize_features": standardize},
+                    "standardize_features": standardize, "flush_denormal": settings.flush_denormal},
                 "experiment": cfg["experiment"], "git_commit": git_commit()}
     save_json(out / "config.json", resolved)
 
