@@ -6,11 +6,15 @@ a test sets its variable (see cmhash.fault_injection)."""
 from contextlib import nullcontext
 from pathlib import Path
 
-from cmhash.fault_injection import exceed_memory_if_asked
-from cmhash.gpu_slots import GpuSlot
-from cmhash.logs import setup_logging
+from cmhash.threads import limit_native_threads
 
 sm = snakemake  # noqa: F821
+limit_native_threads(sm.threads)  # before numpy and torch load their pools (cmhash.threads)
+
+from cmhash.fault_injection import exceed_memory_if_asked  # noqa: E402
+from cmhash.gpu_slots import GpuSlot  # noqa: E402
+from cmhash.logs import setup_logging  # noqa: E402
+
 setup_logging(sm.log[0])
 exceed_memory_if_asked(Path(sm.output.record).parent, sm.resources.get("mem_mb"))
 with GpuSlot() if sm.config.get("device", "auto") != "cpu" else nullcontext():
