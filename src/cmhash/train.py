@@ -65,7 +65,7 @@ class TrainSettings:
     #: CPU only: flush subnormal floats (|x| < 1.2e-38) to zero. Training on real features makes
     #: some (tiny activations, gradients, optimiser moments), and x86 cores compute with them up
     #: to ~100x slower per operation; flushing changes values by less than 1.2e-38 and made
-    #: cells 1.3-3x faster (benchmarks/bench_denormal.py). False: IEEE gradual underflow.
+    #: cells up to 5x faster (benchmarks/bench_denormal.py). False: IEEE gradual underflow.
     flush_denormal: bool = True
 
     def __post_init__(self) -> None:
