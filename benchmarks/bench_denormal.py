@@ -42,7 +42,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from common import train_cell  # benchmarks/common.py
 

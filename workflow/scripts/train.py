@@ -11,9 +11,9 @@ from cmhash.threads import limit_native_threads
 sm = snakemake  # noqa: F821
 limit_native_threads(sm.threads)  # before numpy and torch load their pools (cmhash.threads)
 
-from cmhash.fault_injection import exceed_memory_if_asked  # noqa: E402
-from cmhash.gpu_slots import GpuSlot  # noqa: E402
-from cmhash.logs import setup_logging  # noqa: E402
+from cmhash.fault_injection import exceed_memory_if_asked
+from cmhash.gpu_slots import GpuSlot
+from cmhash.logs import setup_logging
 
 setup_logging(sm.log[0])
 exceed_memory_if_asked(Path(sm.output.record).parent, sm.resources.get("mem_mb"))
