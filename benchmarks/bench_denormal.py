@@ -28,12 +28,11 @@ the robustness preset, training loop only:
          ucch      3.1      3.1     1.02x    0.358    0.358
         dcgmh      3.1      1.5     2.09x    0.530    0.530
 
-The mAP agrees to the third decimal in every row. The bigger cost the same profile found was not
-subnormals but thread pools: the DCGMH cell above trained in 2.0 s alone and in 151 s with a
-second one beside it on the two cores (OpenMP and OpenBLAS pools of one thread per core in each
-1-thread job, spin-waiting against each other); with the pools sized to the job's thread
-(cmhash.threads, which the workflow's train and evaluate scripts call first) the pair took 10 s
-each. The robustness study's Wikipedia half had been run before both fixes (DCGMH 51 s a cell).
+The mAP agrees to the third decimal in every row. Run by hand side by side (benchmarks/run_cell.py,
+outside Snakemake), two of the DCGMH cells above took 151 s each against 2.0 s alone: OpenMP and
+OpenBLAS pools of one thread per core in each process, spin-waiting against each other; with
+the pools at one thread (cmhash.threads) the pair took 10 s each. Snakemake's script jobs get
+those variables from Snakemake already (snakemake/shell.py:281-286).
 """
 from __future__ import annotations
 

@@ -6,6 +6,9 @@ pools from the environment when they load, by default one thread per core. Two 1
 on a 2-core machine then run four or more busy threads whose spin-waits starve each other: a
 DCGMH cell of the robustness preset trained in 2 s alone and in 151 s beside a second one; with
 the pools at one thread each, 10 s (benchmarks/bench_denormal.py's docstring, 2026-12-02).
+Snakemake's shell (and so its ``script:`` jobs) already sets the OpenMP, OpenBLAS, MKL, vecLib
+and numexpr variables to the job's threads (snakemake/shell.py:281-286) but not numba's; this
+sets all of them, the same in the workflow and in a process started by hand (a benchmark).
 
 :func:`limit_native_threads` must run before numpy, torch or numba is imported (the workflow's
 training and evaluation scripts call it first)."""
