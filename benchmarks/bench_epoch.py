@@ -17,6 +17,9 @@ index (the methods switch their selection on after their warm-up). Widths: the p
 Memory: peak resident set size of the process (``resource.getrusage``; torch allocations are
 invisible to tracemalloc), before and after; on CUDA also ``torch.cuda.max_memory_allocated``.
 Other processes on the machine slow the numbers down: the load average is printed with them.
+On the CPU, subnormal floats are flushed to zero as the trainer does (``TrainSettings.flush_denormal``);
+``--keep-denormals`` turns that off. The rows below without a ``flushed`` mark were measured
+before this script flushed them, i.e. as ``--keep-denormals`` measures now.
 
 Measured on this project's 2-core CPU machine (published widths, 10,000 pairs, 64 bits):
 
@@ -68,6 +71,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep-denormals", action="store_true",
+                    help="do not flush subnormal floats on the CPU (the trainer flushes them: TrainSettings.flush_denormal)")
     ap.add_argument("--json", default=None, help="also write the measured numbers to this JSON file")
     args = ap.parse_args()
 
@@ -75,6 +80,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
+    if device.type == "cpu":  # as the trainer (cmhash.train.Trainer, TrainSettings.flush_denormal)
+        torch.set_flush_denormal(not args.keep_denormals)
     rss_start = rss_mib()
     rng = np.random.default_rng(args.seed)
     labels = (rng.random((args.n, args.classes)) < 3.0 / args.classes).astype(np.float32)
@@ -147,7 +154,8 @@ def main() -> None:
           f"{args.classes} classes, {args.bits} bits, widths {hp.get('image_hidden', '-')} / {hp['text_hidden']}, "
           f"{n_params / 1e6:.1f}M parameters")
     print(f"device {device}, torch threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other processes slow these numbers)")
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other processes slow these numbers), "
+          f"subnormals {'kept' if args.keep_denormals or device.type != 'cpu' else 'flushed'}")
     head = f"{'epoch':>5} {'separator s':>11} {'train s':>9} {'total s':>9} {'steps':>6} {'rows':>7} {'kept':>6} {'loss':>8}"
     print(head)
     print("-" * len(head))
@@ -167,7 +175,8 @@ def main() -> None:
             "epochs": [dict(zip(("epoch", "hook_s", "batches_s", "total_s", "steps", "rows", "kept", "loss"), r))
                        for r in rows],
             "s_per_epoch": last[3], "peak_cuda_mib": peak_cuda, "peak_rss_mib": rss_mib(),
-            "load_average": load[0], "torch_threads": torch.get_num_threads(),
+            "load_average": load[0], "flush_denormal": device.type == "cpu" and not args.keep_denormals,
+            "torch_threads": torch.get_num_threads(),
             "summary": f"{last[3]:.2f} s/epoch (epoch {last[0]}: hook {last[1]:.2f} + batches {last[2]:.2f}), "
                        + (f"peak CUDA {peak_cuda:.0f} MiB" if peak_cuda is not None else f"peak RSS {rss_mib():.0f} MiB")
                        + f", widths {hp['image_hidden']}/{hp['text_hidden']}, {n_params / 1e6:.1f}M parameters, {device}"})
