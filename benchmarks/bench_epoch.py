@@ -31,6 +31,20 @@ Measured on this project's 2-core CPU machine (published widths, 10,000 pairs, 6
     ucch    0                       92 (0 + 92)                3.6 GiB    1.7 (2026-12-02)
     djsrh   0                       9.4 (0 + 9.4)              1.1 GiB    1.7 (2026-12-02)
 
+Flushed, ``--threads 1``, 2026-12-06, while the robustness study ran on both cores (load ~6, so
+roughly 3x the unloaded times):
+
+    dgcpn   0                       251 (59 + 192)             3.4 GiB    5.2 (flushed)
+    dcmh    0 (one pass)            57 (12 + 45)               2.1 GiB    6.1 (flushed)
+    rshnl   0                       205 (46 + 158)             2.6 GiB    6.4 (flushed)
+    dchuc   0 / 1 / 2               1.5 / 10.7 / 0.9           1.6 GiB    5.9 (flushed)
+
+(DGCPN: 23M parameters at its published 4096 widths, batch 32, the hook its k-NN graph over all
+rows; DCMH: the hash layer on the image features and text 1386 -> 8192 -> 64, batch 128, the hook
+the B update, published 1000 passes = ~16 h here; RSHNL: 74M parameters at 4096 widths, batch
+256, the hook its self-paced weights; DCHUC: an epoch is one pass over its sample of 2,000 rows,
+published ``num_samples``, and its image, text and code steps alternate, so an outer iteration is
+3 x 2 such epochs.)
 (UCCH: 113M parameters at its published 8192 widths, batch 256; DJSRH: the hash layer on the
 image features and text 1386 -> 4096 -> 64, batch 32.) The loss column is the row-weighted mean
 over the epoch's batches (a batch a method drops counts 0: UCCH's and DJSRH's ``drop_last``
@@ -171,7 +185,7 @@ def main() -> None:
         save_json(args.json, {
             "method": args.method, "device": str(device), "n": args.n, "image_dim": args.image_dim,
             "text_dim": args.text_dim, "classes": args.classes, "bits": args.bits,
-            "image_hidden": hp["image_hidden"], "text_hidden": hp["text_hidden"], "parameters": n_params,
+            "image_hidden": hp.get("image_hidden"), "text_hidden": hp["text_hidden"], "parameters": n_params,
             "epochs": [dict(zip(("epoch", "hook_s", "batches_s", "total_s", "steps", "rows", "kept", "loss"), r))
                        for r in rows],
             "s_per_epoch": last[3], "peak_cuda_mib": peak_cuda, "peak_rss_mib": rss_mib(),
@@ -179,7 +193,7 @@ def main() -> None:
             "torch_threads": torch.get_num_threads(),
             "summary": f"{last[3]:.2f} s/epoch (epoch {last[0]}: hook {last[1]:.2f} + batches {last[2]:.2f}), "
                        + (f"peak CUDA {peak_cuda:.0f} MiB" if peak_cuda is not None else f"peak RSS {rss_mib():.0f} MiB")
-                       + f", widths {hp['image_hidden']}/{hp['text_hidden']}, {n_params / 1e6:.1f}M parameters, {device}"})
+                       + f", widths {hp.get('image_hidden', '-')}/{hp['text_hidden']}, {n_params / 1e6:.1f}M parameters, {device}"})
 
 
 if __name__ == "__main__":
