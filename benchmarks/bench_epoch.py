@@ -39,10 +39,10 @@ roughly 3x the unloaded times):
     rshnl   0                       205 (46 + 158)             2.6 GiB    6.4 (flushed)
     dchuc   0 / 1 / 2               1.5 / 10.7 / 0.9           1.6 GiB    5.9 (flushed)
 
-(DGCPN: 23M parameters at its published 4096 widths, batch 32, the hook its k-NN graph over all
-rows; DCMH: the hash layer on the image features and text 1386 -> 8192 -> 64, batch 128, the hook
+(DGCPN: 23M parameters at its published 4096 widths, batch 32, the hook its affinity over all rows
+(built once); DCMH: the hash layer on the image features and text 1386 -> 8192 -> 64, batch 128, the hook
 the B update, published 1000 passes = ~16 h here; RSHNL: 74M parameters at 4096 widths, batch
-256, the hook its self-paced weights; DCHUC: an epoch is one pass over its sample of 2,000 rows,
+256, the hook its per-row difficulty and weights; DCHUC: an epoch is one pass over its sample of 2,000 rows,
 published ``num_samples``, and its image, text and code steps alternate, so an outer iteration is
 3 x 2 such epochs.)
 (UCCH: 113M parameters at its published 8192 widths, batch 256; DJSRH: the hash layer on the
