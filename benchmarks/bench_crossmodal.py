@@ -128,9 +128,16 @@ published learning rates. Average of i2t and t2i:
   published schedule (plain SGD, lr logspace(-1.5, -3) DCMH_demo.m:20-21, the gradient divided
   by batch x N update_net.m:5-8, N(0, .01^2) weights net_structure_txt.m:2-3) moves a linear image hash layer little in
   this preset; the robustness preset (20 passes) found it near chance at any rate that does
-  not diverge (config/robustness.yaml). So the published fall cannot be attributed to noise
-  sensitivity of the method from these runs; a run on the published features at full width
-  (a GPU) is what would settle it.
+  not diverge (config/robustness.yaml). An audit against the official code (2026-12-06) found no
+  departure from its update (process_DCMH.m:42-44/66-69, update_net.m:2-8: plain SGD, weight
+  decay 5e-4, no momentum); the schedule was set for a fine-tuned CNN-F with 78 steps a pass,
+  and on fixed features (one linear image layer, ~15 steps a pass on Wikipedia) it barely moves
+  the outputs: Wikipedia, clean labels, text 256 wide, seed 0, passes 100 / 200 / 400 / 600 of
+  the published 1,000: likelihood .69302 -> .69158 a pair (log 2 = .69315), text outputs
+  .003 -> .007 rms, i2t / t2i .174/.144, .193/.152, .198/.153, .198/.152 (chance .108); text
+  8192 wide (published) after 20 passes .140 / .116. So the published fall cannot be attributed
+  to noise sensitivity of the method from these runs; the fine-tuned CNN-F on raw images (a
+  GPU) is what would settle it.
 * RSHNL, the robust single-label method, is the best of the three and ties the baseline
   (.714 against .704 at 0.5, .699 against .685 at 0.8, one seed against three), losing about
   half of what the baseline loses from 0.2 to 0.8; its self-paced weights barely rank the
