@@ -112,7 +112,8 @@ past about 0.3 noise the labels are worth less than no labels for every method b
 The comparison rows (issue 18), embedded set, published epochs (DCMH 1000 passes = 500 outer
 iterations, DCHUC 180 = 30 iterations x 3 x 2 passes, RSHNL 150), sound, 64 bits: DCHUC and
 RSHNL 3 seeds (seed 0 at 0.2-0.8 measured 2026-12-02, the rest 2026-12-06), DCMH seed 0 only
-(its seeds 1-2 not yet run: see below), 2 shared cores, records/crossmodal/embedded_comparison_*.csv
+(its seeds 1-2 not yet run: one cell took 69 s alone, two side by side
+finished none in 11 min, 2026-12-06), 2 shared cores, records/crossmodal/embedded_comparison_*.csv
 (``--summarise benchmarks/records/crossmodal/embedded_comparison_*.csv --rates 0.0 0.2 0.5 0.8
 --variants dcmh dchuc rshnl``). Preset: widths 256 (DCMH: its published hash layer on the image
 features, text 8192 -> 256; DCHUC text 10240 -> 256 and a sample of all 900 fitting rows an
