@@ -110,21 +110,20 @@ std). Here ``nrch`` noise falsifies 71% of the similar pairs at 0.5 (single-labe
 past about 0.3 noise the labels are worth less than no labels for every method but SCBCH.
 
 The comparison rows (issue 18), embedded set, published epochs (DCMH 1000 passes = 500 outer
-iterations, DCHUC 180 = 30 iterations x 3 x 2 passes, RSHNL 150), sound, 64 bits: DCHUC and
-RSHNL 3 seeds (seed 0 at 0.2-0.8 measured 2026-12-02, the rest 2026-12-06), DCMH seed 0 only
-(its seeds 1-2 not yet run: one cell took 69 s alone, two side by side
-finished none in 11 min, 2026-12-06), 2 shared cores, records/crossmodal/embedded_comparison_*.csv
+iterations, DCHUC 180 = 30 iterations x 3 x 2 passes, RSHNL 150), sound, 64 bits, 3 seeds
+(seed 0 at 0.2-0.8 measured 2026-12-02, the rest 2026-12-06; a DCMH cell takes 33-48 s alone,
+but two benchmark processes side by side finished no DCMH cell in 11 min: run them one at a time), records/crossmodal/embedded_comparison_*.csv
 (``--summarise benchmarks/records/crossmodal/embedded_comparison_*.csv --rates 0.0 0.2 0.5 0.8
 --variants dcmh dchuc rshnl``). Preset: widths 256 (DCMH: its published hash layer on the image
 features, text 8192 -> 256; DCHUC text 10240 -> 256 and a sample of all 900 fitting rows an
 iteration instead of 2,000), published learning rates. Average of i2t and t2i, mean +- std:
 
-    rate  dcmh (seed 0)  dchuc         rshnl         baseline (3 seeds, 2026-11-26)
-    0.0   .590           .713+-.001    .737+-.008    .738+-.004
-    0.2   .590           .698+-.005    .725+-.006    .723+-.011
-    0.5   .582           .679+-.009    .715+-.002    .704+-.006
-    0.8   .584           .660+-.004    .702+-.004    .685+-.016
-    0.2 -> 0.8   -.006   -.038         -.022         -.038
+    rate  dcmh          dchuc         rshnl         baseline (3 seeds, 2026-11-26)
+    0.0   .589+-.003    .713+-.001    .737+-.008    .738+-.004
+    0.2   .587+-.002    .698+-.005    .725+-.006    .723+-.011
+    0.5   .583+-.001    .679+-.009    .715+-.002    .704+-.006
+    0.8   .581+-.003    .660+-.004    .702+-.004    .685+-.016
+    0.2 -> 0.8  -.006   -.038         -.022         -.038
 
 * RSHNL, the robust single-label method, ties the baseline on clean labels and at 0.2 and beats
   it by more than the pooled std at 0.5 (+.011 > .004) and 0.8 (+.017 > .012), losing about
@@ -134,7 +133,8 @@ iteration instead of 2,000), published learning rates. Average of i2t and t2i, m
 * DCHUC stays .025 below the baseline at every rate, clean labels included, and loses as much.
 * ``dcmh`` does NOT reproduce the published DCMH's steep fall (NRCH's MIRFlickr table, i2t at
   64 bits: .695 at 20%, .619 at 50%): it is flat because it learns little in the first place,
-  .04 above the embedded set's chance (.546) and at or below the label-free UCCH (.587). Its
+  .04 above the embedded set's chance (.546) and at or below the label-free UCCH (.587), on
+  clean labels as at every rate. Its
   published schedule (plain SGD, lr logspace(-1.5, -3) DCMH_demo.m:20-21, the gradient divided
   by batch x N update_net.m:5-8, N(0, .01^2) weights net_structure_txt.m:2-3) moves a linear image hash layer little in
   this preset; the robustness preset (20 passes) found it near chance at any rate that does
