@@ -112,7 +112,9 @@ past about 0.3 noise the labels are worth less than no labels for every method b
 The comparison rows (issue 18), embedded set, published epochs (DCMH 1000 passes = 500 outer
 iterations, DCHUC 180 = 30 iterations x 3 x 2 passes, RSHNL 150), sound, 64 bits, 3 seeds
 (seed 0 at 0.2-0.8 measured 2026-12-02, the rest 2026-12-06; a DCMH cell takes 33-48 s alone,
-but two benchmark processes side by side finished no DCMH cell in 11 min: run them one at a time), records/crossmodal/embedded_comparison_*.csv
+but two benchmark processes side by side finished no DCMH cell in 11 min before this script
+sized the native pools, cmhash.threads; since, two side by side took 106 and 113 s on a loaded
+machine), records/crossmodal/embedded_comparison_*.csv
 (``--summarise benchmarks/records/crossmodal/embedded_comparison_*.csv --rates 0.0 0.2 0.5 0.8
 --variants dcmh dchuc rshnl``). Preset: widths 256 (DCMH: its published hash layer on the image
 features, text 8192 -> 256; DCHUC text 10240 -> 256 and a sample of all 900 fitting rows an
@@ -140,7 +142,8 @@ iteration instead of 2,000), published learning rates. Average of i2t and t2i, m
   this preset; the robustness preset (20 passes) found it near chance at any rate that does
   not diverge (config/robustness.yaml). An audit against the official code (2026-12-06) found no
   departure from its update (process_DCMH.m:42-44/66-69, update_net.m:2-8: plain SGD, weight
-  decay 5e-4, no momentum); the schedule was set for a fine-tuned CNN-F with 78 steps a pass,
+  decay 5e-4, no momentum); the schedule was set for a fine-tuned CNN-F (net_structure_img.m:11-17,
+  update_net.m:3) with 78 batches of 128 a pass (DCMH_demo.m:24),
   and on fixed features (one linear image layer, ~15 steps a pass on Wikipedia) it barely moves
   the outputs: Wikipedia, clean labels, text 256 wide, seed 0, passes 100 / 200 / 400 / 600 of
   the published 1,000: likelihood .69302 -> .69158 a pair (log 2 = .69315), text outputs
@@ -208,12 +211,23 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from common import load_embedded, train_cell  # benchmarks/common.py
+from cmhash.threads import limit_native_threads
 
-from cmhash.evaluate import map_at_all
-from cmhash.methods import get_method, resolve_hparams
+# Size every native pool (OpenMP, OpenBLAS, MKL, numba) to --threads before numpy and torch load,
+# as the workflow's jobs do: two benchmark processes side by side otherwise spin-wait on each
+# other's cores (2026-12-06: a DCMH cell took 33-48 s alone, and none finished in 11 min beside a
+# second process with only torch's pool at one thread; with every pool sized, two side by side
+# took 106 and 113 s while the test suite also ran, with the recorded mAP).
+_pre = argparse.ArgumentParser(add_help=False)
+_pre.add_argument("--threads", type=int, default=1)
+limit_native_threads(_pre.parse_known_args()[0].threads)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from common import load_embedded, train_cell  # noqa: E402  (benchmarks/common.py)
+
+from cmhash.evaluate import map_at_all  # noqa: E402
+from cmhash.methods import get_method, resolve_hparams  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO / "results" / "datasets" / "embedded"
@@ -372,7 +386,8 @@ def main() -> int:
     ap.add_argument("--scbch-lr", type=float, default=3e-4, help="SCBCH Adam lr (published 1e-4)")
     ap.add_argument("--nrch-lr", type=float, default=1e-4, help="NRCH RMSprop lr (published 1e-5)")
     ap.add_argument("--variants", nargs="+", default=MAIN_VARIANTS, choices=list(VARIANTS))
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads and every native pool's size (cmhash.threads, set before numpy loads)")
     ap.add_argument("--standardize", action="store_true",
                     help="z-score the features with the training rows' statistics (datasets.<name>.standardize_features)")
     ap.add_argument("--csv", type=Path, default=None, help="also write every run to this CSV")
